@@ -53,7 +53,7 @@ func TestRewritePreservesBadChecksum(t *testing.T) {
 	f[len(f)-1] ^= 0x55 // corrupt payload after the checksum was computed
 	ip := header.IPv4(f[14:])
 	Rewrite4(ip, f[34:], header.ProtoTCP, loc.As4(), be.As4(), 1, 2)
-	l4 := f[34:ip.TotalLen()+14]
+	l4 := f[34 : ip.TotalLen()+14]
 	s := header.PseudoHeaderChecksum4(header.ProtoTCP, ip.Src(), ip.Dst(), uint16(len(l4)))
 	if header.Checksum(l4, uint32(s)) == 0xffff {
 		t.Fatal("a corrupt segment's checksum verifies after the rewrite")
