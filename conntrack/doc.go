@@ -1,0 +1,2 @@
+// Package conntrack is the connection table of the load balancer.
+package conntrack

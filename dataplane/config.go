@@ -1,0 +1,200 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/culvert-lb/culvert/dataplane/sched"
+	"github.com/culvert-lb/culvert/internal/header"
+)
+
+// Mode is a service's forwarding mode.
+type Mode uint8
+
+// Forwarding modes.
+const (
+	ModeNAT  Mode = iota + 1 // full NAT: DNAT to the backend, SNAT to a local address
+	ModeDSR                  // L2 direct server return: only the destination MAC changes
+	ModeIPIP                 // DSR over IP-in-IP: the frame is encapsulated to the backend
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeNAT:
+		return "nat"
+	case ModeDSR:
+		return "dsr"
+	case ModeIPIP:
+		return "ipip"
+	}
+	return fmt.Sprintf("mode(%d)", uint8(m))
+}
+
+// ParseMode parses "nat", "dsr" or "ipip".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "nat":
+		return ModeNAT, nil
+	case "dsr":
+		return ModeDSR, nil
+	case "ipip":
+		return ModeIPIP, nil
+	}
+	return 0, fmt.Errorf("unknown forwarding mode %q (want nat, dsr or ipip)", s)
+}
+
+// Backend is a real server as the dataplane sees it. Its index in
+// Config.Backends is its ID: the management plane keeps IDs stable across
+// Apply so that live flows keep pointing at the same server.
+type Backend struct {
+	Addr [4]byte
+	// Port is where nat sends the flow. dsr and ipip cannot change ports:
+	// there it is zero or the service port.
+	Port uint16
+	// Weight 0 drains: existing flows continue, no new ones.
+	Weight uint32
+	// MAC is the next hop toward the backend (itself on the same segment, a
+	// router otherwise). Zero means not resolved: its flows drop, counted.
+	MAC header.MAC
+	// Removed marks an ID whose server left the configuration; its flows
+	// drop with DropBackendGone.
+	Removed bool
+}
+
+// Service is a virtual service: (VIP, protocol, port) and its pool. Its
+// index in Config.Services is its ID, kept stable by the management plane.
+type Service struct {
+	VIP   [4]byte
+	Proto uint8 // header.ProtoTCP or header.ProtoUDP
+	Port  uint16
+	Mode  Mode
+	// Scheduler picks backends for new flows.
+	Scheduler sched.Kind
+	// Backends lists the IDs of the pool's members.
+	Backends []uint32
+	// Persistence, when non-zero, sends every new flow from one client
+	// address to the backend its previous flow used, until the client has
+	// been idle this long (IPVS persistence; whole seconds).
+	Persistence time.Duration
+	// Removed marks an ID whose service left the configuration.
+	Removed bool
+}
+
+// Config is everything the dataplane needs to forward, already resolved by
+// the management plane: addresses, link-layer next hops, pools. Apply
+// compiles it into read-only tables that workers see through an atomic
+// pointer. A Config must not be changed after it is passed to Apply.
+type Config struct {
+	// MAC is the appliance's own address on the dataplane interface: the
+	// source of every frame it sends.
+	MAC header.MAC
+	// Gateway is the next hop toward clients: nat replies go there.
+	Gateway header.MAC
+	// LocalAddrs are the full-NAT source addresses. They are never the
+	// kernel's addresses: the dataplane owns them.
+	LocalAddrs [][4]byte
+	// EncapSrc is the outer source address of IP-in-IP packets.
+	EncapSrc [4]byte
+	// MTU of the egress link; IP-in-IP packets that would exceed it are
+	// refused with ICMP fragmentation-needed. Zero means 1500.
+	MTU int
+	// HashKey keys the flow hash and the Maglev permutations, so that two
+	// appliances with the same configuration pick the same backend for a
+	// flow.
+	HashKey sched.HashKey
+	// MaglevSize is the Maglev table size, a prime; zero means 65537.
+	MaglevSize int
+	// AnswerVIPs makes the dataplane answer ARP requests and ICMP echo for
+	// VIPs (the active member of an HA pair does; the backup does not).
+	AnswerVIPs bool
+
+	Services []Service
+	Backends []Backend
+}
+
+// Validate reports every problem in c, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 9216) {
+		add("mtu: %d is outside 576..9216", c.MTU)
+	}
+	if c.MaglevSize != 0 && !isPrime(c.MaglevSize) {
+		add("maglev size: %d is not prime", c.MaglevSize)
+	}
+	locals := map[[4]byte]bool{}
+	for i, a := range c.LocalAddrs {
+		if locals[a] {
+			add("local_addrs[%d]: %v listed twice", i, ip4(a))
+		}
+		locals[a] = true
+	}
+	type key struct {
+		vip   [4]byte
+		proto uint8
+		port  uint16
+	}
+	seen := map[key]int{}
+	for i, s := range c.Services {
+		if s.Removed {
+			continue
+		}
+		k := key{s.VIP, s.Proto, s.Port}
+		if j, dup := seen[k]; dup {
+			add("services[%d]: same VIP, protocol and port as services[%d]", i, j)
+		}
+		seen[k] = i
+		if s.Proto != header.ProtoTCP && s.Proto != header.ProtoUDP {
+			add("services[%d]: protocol %d is neither tcp nor udp", i, s.Proto)
+		}
+		if s.Port == 0 {
+			add("services[%d]: port 0", i)
+		}
+		switch s.Mode {
+		case ModeNAT:
+			if len(c.LocalAddrs) == 0 {
+				add("services[%d]: nat mode needs at least one local address", i)
+			}
+		case ModeDSR, ModeIPIP:
+		default:
+			add("services[%d]: no forwarding mode", i)
+		}
+		if locals[s.VIP] {
+			add("services[%d]: VIP %v is also a local address", i, ip4(s.VIP))
+		}
+		if s.Persistence < 0 || s.Persistence > 24*time.Hour {
+			add("services[%d]: persistence %v is outside 0..24h", i, s.Persistence)
+		}
+		if s.Mode == ModeIPIP && c.EncapSrc == ([4]byte{}) {
+			add("services[%d]: ipip mode needs an encapsulation source address", i)
+		}
+		for j, id := range s.Backends {
+			if int(id) >= len(c.Backends) || c.Backends[id].Removed {
+				add("services[%d].backends[%d]: no backend with id %d", i, j, id)
+				continue
+			}
+			b := c.Backends[id]
+			if s.Mode != ModeNAT && b.Port != 0 && b.Port != s.Port {
+				add("services[%d].backends[%d]: %s mode cannot change the port (%d -> %d)", i, j, s.Mode, s.Port, b.Port)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isPrime(n int) bool {
+	if n < 2 {
+		return false
+	}
+	for d := 2; d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+type ip4 [4]byte
+
+func (a ip4) String() string { return fmt.Sprintf("%d.%d.%d.%d", a[0], a[1], a[2], a[3]) }

@@ -1,0 +1,269 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/culvert-lb/culvert/conntrack"
+	"github.com/culvert-lb/culvert/dataplane/sched"
+	"github.com/culvert-lb/culvert/nat"
+	"github.com/culvert-lb/culvert/nic"
+)
+
+// Options are fixed when the dataplane is created: they size memory.
+type Options struct {
+	// Workers is the number of workers (one per NIC queue).
+	Workers int
+	// MaxFlows is the connection table's capacity; 0 means 1<<20.
+	MaxFlows int
+	// Timeouts of the connection table; zero value means defaults.
+	Timeouts conntrack.Timeouts
+	// MaxBackends bounds backend IDs; 0 means 65536.
+	MaxBackends int
+	// PortLo..PortHi is the SNAT source port range of every local address;
+	// zero means 1024..65535. Each worker owns a disjoint share.
+	PortLo, PortHi uint16
+	// PortQuarantine keeps a released SNAT port unused this long; zero
+	// means nat.DefaultQuarantine (60 s). Below that only for tests.
+	PortQuarantine time.Duration
+	// Clock returns monotonic nanoseconds. Nil means the process clock.
+	// Workers read it once per batch.
+	Clock func() int64
+	// Seed seeds the connection table's own hash; 0 picks one at random.
+	Seed uint64
+}
+
+// Dataplane holds what the workers share: the connection table, the
+// compiled configuration and the SNAT port pools. Apply may be called from
+// any goroutine (one at a time); workers see the new tables at their next
+// batch.
+type Dataplane struct {
+	opt    Options
+	ct     *conntrack.Table[conntrack.Key4]
+	active *sched.Active
+	clock  func() int64
+
+	cfg    atomic.Pointer[compiled]
+	locals atomic.Pointer[[]*localAddr] // registry, append-only; index = Flow.Local
+
+	mu      sync.Mutex // serialises Apply
+	workers []*Worker
+
+	sweepNow int64 // set before each Sweep for the expiry callback
+	expired  func(*conntrack.Flow[conntrack.Key4])
+}
+
+// localAddr is one SNAT source address with one port pool per worker.
+type localAddr struct {
+	addr  [4]byte
+	idx   uint16 // position in the registry: Flow.Local
+	pools []*nat.PortPool
+}
+
+// compiled is a Config turned into lookup tables. Immutable once published.
+type compiled struct {
+	cfg      *Config
+	svcs     []svcState
+	byKey    map[uint64]uint32 // svcKey -> service ID
+	vips     map[[4]byte]bool
+	localSet map[[4]byte]bool
+	locals   []*localAddr // in Config.LocalAddrs order
+	mtu      int
+}
+
+type svcState struct {
+	svc     *Service
+	sched   sched.Scheduler
+	live    bool
+	persist uint32          // seconds
+	member  map[uint32]bool // backend IDs in the pool (for persistence)
+}
+
+func svcKey(vip [4]byte, proto uint8, port uint16) uint64 {
+	return uint64(vip[0])<<56 | uint64(vip[1])<<48 | uint64(vip[2])<<40 | uint64(vip[3])<<32 |
+		uint64(proto)<<16 | uint64(port)
+}
+
+// New creates a dataplane with an empty configuration.
+func New(opt Options) (*Dataplane, error) {
+	if opt.Workers < 1 || opt.Workers > 1024 {
+		return nil, fmt.Errorf("dataplane: %d workers (want 1..1024)", opt.Workers)
+	}
+	if opt.MaxFlows == 0 {
+		opt.MaxFlows = 1 << 20
+	}
+	if opt.MaxBackends == 0 {
+		opt.MaxBackends = 65536
+	}
+	if opt.PortLo == 0 && opt.PortHi == 0 {
+		opt.PortLo, opt.PortHi = nat.DefaultPortLo, nat.DefaultPortHi
+	}
+	if opt.PortHi < opt.PortLo || int(opt.PortHi-opt.PortLo)+1 < opt.Workers {
+		return nil, fmt.Errorf("dataplane: port range %d-%d too small for %d workers", opt.PortLo, opt.PortHi, opt.Workers)
+	}
+	if opt.PortQuarantine == 0 {
+		opt.PortQuarantine = nat.DefaultQuarantine
+	}
+	if opt.Timeouts == (conntrack.Timeouts{}) {
+		opt.Timeouts = conntrack.DefaultTimeouts()
+	}
+	ct, err := conntrack.New[conntrack.Key4](conntrack.Config{MaxFlows: opt.MaxFlows, Timeouts: opt.Timeouts, Seed: opt.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	d := &Dataplane{opt: opt, ct: ct, active: sched.NewActive(opt.MaxBackends), clock: opt.Clock}
+	if d.clock == nil {
+		start := time.Now()
+		d.clock = func() int64 { return int64(time.Since(start)) }
+	}
+	d.expired = d.onExpired
+	empty := []*localAddr{}
+	d.locals.Store(&empty)
+	if err := d.Apply(&Config{}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Table returns the connection table (for show commands and HA sync).
+func (d *Dataplane) Table() *conntrack.Table[conntrack.Key4] { return d.ct }
+
+// Active returns the live flow count per backend ID.
+func (d *Dataplane) Active() *sched.Active { return d.active }
+
+// Apply validates c, compiles it and swaps it in. On error the running
+// configuration stays. Flows already in the table keep their backend while
+// its ID is not Removed.
+func (d *Dataplane) Apply(c *Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if len(c.Backends) > d.opt.MaxBackends {
+		return fmt.Errorf("dataplane: %d backends, at most %d", len(c.Backends), d.opt.MaxBackends)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	comp := &compiled{
+		cfg:      c,
+		svcs:     make([]svcState, len(c.Services)),
+		byKey:    map[uint64]uint32{},
+		vips:     map[[4]byte]bool{},
+		localSet: map[[4]byte]bool{},
+		mtu:      c.MTU,
+	}
+	if comp.mtu == 0 {
+		comp.mtu = 1500
+	}
+	size := c.MaglevSize
+	if size == 0 {
+		size = sched.DefaultMaglevSize
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		if s.Removed {
+			continue
+		}
+		pool := make([]sched.Backend, 0, len(s.Backends))
+		member := make(map[uint32]bool, len(s.Backends))
+		for _, id := range s.Backends {
+			b := c.Backends[id]
+			port := b.Port
+			if port == 0 {
+				port = s.Port
+			}
+			pool = append(pool, sched.Backend{ID: id, Addr: netip.AddrFrom4(b.Addr), Port: port, Weight: b.Weight})
+			member[id] = true
+		}
+		sc, err := sched.New(s.Scheduler, c.HashKey, size, pool, d.active)
+		if err != nil {
+			return fmt.Errorf("services[%d]: %w", i, err)
+		}
+		comp.svcs[i] = svcState{svc: s, sched: sc, live: true, persist: uint32(s.Persistence / time.Second), member: member}
+		comp.byKey[svcKey(s.VIP, s.Proto, s.Port)] = uint32(i)
+		comp.vips[s.VIP] = true
+	}
+	reg := *d.locals.Load()
+	for _, a := range c.LocalAddrs {
+		comp.localSet[a] = true
+		var la *localAddr
+		for _, r := range reg {
+			if r.addr == a {
+				la = r
+			}
+		}
+		if la == nil {
+			if len(reg) >= 1<<16 {
+				return fmt.Errorf("dataplane: more than 65536 local addresses over the process lifetime")
+			}
+			la = &localAddr{addr: a, idx: uint16(len(reg))}
+			for _, share := range nat.SplitPorts(d.opt.PortLo, d.opt.PortHi, d.opt.Workers) {
+				la.pools = append(la.pools, nat.NewPortPool(share[0], share[1], d.opt.PortQuarantine))
+			}
+			reg = append(reg[:len(reg):len(reg)], la)
+		}
+		comp.locals = append(comp.locals, la)
+	}
+	d.locals.Store(&reg)
+	d.cfg.Store(comp)
+	return nil
+}
+
+// Config returns the configuration in force.
+func (d *Dataplane) Config() *Config { return d.cfg.Load().cfg }
+
+// Sweep expires up to budget flows' worth of the connection table, returning
+// SNAT ports to their pools and backend counts to the scheduler. Call it
+// from one goroutine, a few times a second (RunSweeper does).
+func (d *Dataplane) Sweep(budget int) int {
+	d.sweepNow = d.clock()
+	return d.ct.Sweep(conntrack.Time(d.sweepNow), budget, d.expired)
+}
+
+func (d *Dataplane) onExpired(f *conntrack.Flow[conntrack.Key4]) {
+	if f.Orig.Proto == conntrack.ProtoPersist {
+		return
+	}
+	d.active.Dec(f.Backend)
+	if f.HasReply {
+		reg := *d.locals.Load()
+		reg[f.Local].pools[f.Owner].Release(f.Reply.DstPort, d.sweepNow)
+	}
+}
+
+// Stats sums the counters of every worker.
+func (d *Dataplane) Stats() Stats {
+	d.mu.Lock()
+	ws := d.workers
+	d.mu.Unlock()
+	var s Stats
+	for _, w := range ws {
+		s.Add(w.Stats())
+	}
+	return s
+}
+
+// NewWorker creates the worker for queue number id (0..Workers-1).
+func (d *Dataplane) NewWorker(id int, q nic.Queue) (*Worker, error) {
+	if id < 0 || id >= d.opt.Workers {
+		return nil, fmt.Errorf("dataplane: worker %d out of range 0..%d", id, d.opt.Workers-1)
+	}
+	if q.Headroom() < nat.IPIPOverhead {
+		return nil, fmt.Errorf("dataplane: queue headroom %d < %d needed for ip-in-ip", q.Headroom(), nat.IPIPOverhead)
+	}
+	w := &Worker{
+		d:      d,
+		id:     uint16(id),
+		q:      q,
+		umem:   q.UMEM(),
+		chunk:  uint64(q.ChunkSize()),
+		reader: d.ct.NewReader(),
+		c:      new(counters),
+	}
+	d.mu.Lock()
+	d.workers = append(d.workers, w)
+	d.mu.Unlock()
+	return w, nil
+}

@@ -1,0 +1,433 @@
+package dataplane
+
+import (
+	"errors"
+
+	"github.com/culvert-lb/culvert/conntrack"
+	"github.com/culvert-lb/culvert/dataplane/sched"
+	"github.com/culvert-lb/culvert/internal/header"
+	"github.com/culvert-lb/culvert/nat"
+	"github.com/culvert-lb/culvert/nic"
+)
+
+// BatchSize is the most frames a worker takes from its queue per Poll.
+const BatchSize = 64
+
+// Worker runs the pipeline for one queue. A Worker owns its queue, its
+// batch arrays, its scheduler cursors and its share of every SNAT port pool;
+// it is used by one goroutine at a time (Poll is not reentrant). It reads
+// the shared connection table through its own conntrack.Reader and the
+// configuration through an atomic pointer loaded once per batch.
+type Worker struct {
+	d      *Dataplane
+	id     uint16
+	q      nic.Queue
+	umem   []byte
+	chunk  uint64
+	reader *conntrack.Reader
+	c      *counters
+
+	cfg     *compiled
+	cursors []uint32 // per service: WRR/LC rotation
+	localRR int
+	ipID    uint16
+
+	acc  [nCounters]uint64
+	rx   [BatchSize]nic.Desc
+	p    [BatchSize]parsed
+	kidx [BatchSize]uint8 // index into keys/refs for kindFlow and kindICMPErr
+	keys [BatchSize]conntrack.Key4
+	refs [BatchSize]conntrack.Ref[conntrack.Key4]
+	tx   [BatchSize]nic.Desc
+	pass [BatchSize]nic.Desc
+	drop [BatchSize]nic.Desc
+}
+
+// Stats returns a snapshot of this worker's counters.
+func (w *Worker) Stats() Stats { return w.c.snapshot() }
+
+// Poll receives one batch, runs it through the pipeline and hands every
+// frame back to the queue. It returns the number of frames received; zero
+// means the queue was empty. It never blocks and, once the configuration has
+// been seen, allocates nothing.
+func (w *Worker) Poll() int {
+	n := w.q.Receive(w.rx[:])
+	if n == 0 {
+		return 0
+	}
+	now := w.d.clock()
+	if c := w.d.cfg.Load(); c != w.cfg {
+		w.adopt(c)
+	}
+	w.reader.Begin()
+
+	nk := 0
+	for i := 0; i < n; i++ {
+		d := w.rx[i]
+		w.acc[cRXBytes] += uint64(d.Len)
+		decode(w.umem[d.Addr:d.Addr+uint64(d.Len)], &w.p[i], &w.keys[nk])
+		if k := w.p[i].kind; k == kindFlow || k == kindICMPErr {
+			w.kidx[i] = uint8(nk)
+			nk++
+		}
+	}
+	w.d.ct.LookupBatch(w.keys[:nk], w.refs[:nk])
+
+	ntx, npass, ndrop := 0, 0, 0
+	for i := 0; i < n; i++ {
+		v, why, pwhy := w.handle(i, now)
+		switch v {
+		case VerdictTX:
+			w.tx[ntx] = w.rx[i]
+			w.acc[cTXBytes] += uint64(w.rx[i].Len)
+			ntx++
+		case VerdictPass:
+			w.pass[npass] = w.rx[i]
+			w.acc[cPassBase+int(pwhy)]++
+			npass++
+		default:
+			w.drop[ndrop] = w.rx[i]
+			w.acc[cDropBase+int(why)]++
+			ndrop++
+		}
+	}
+	w.reader.End()
+
+	if ntx > 0 {
+		sent := w.q.Transmit(w.tx[:ntx])
+		if sent < ntx {
+			for _, d := range w.tx[sent:ntx] {
+				w.acc[cTXBytes] -= uint64(d.Len)
+			}
+			w.acc[cDropBase+int(DropTXFull)] += uint64(ntx - sent)
+			ndrop += copy(w.drop[ndrop:], w.tx[sent:ntx])
+			ntx = sent
+		}
+	}
+	if npass > 0 {
+		w.q.Pass(w.pass[:npass])
+	}
+	if ndrop > 0 {
+		w.q.Release(w.drop[:ndrop])
+	}
+	w.acc[cRX] += uint64(n)
+	w.acc[cTX] += uint64(ntx)
+	w.acc[cPass] += uint64(npass)
+	w.acc[cDrop] += uint64(ndrop)
+	w.publish()
+	return n
+}
+
+// publish adds the batch's counts to the shared block. The worker is the
+// block's only writer, so a load and a store suffice.
+func (w *Worker) publish() {
+	for i := range w.acc {
+		if v := w.acc[i]; v != 0 {
+			w.c.v[i].Store(w.c.v[i].Load() + v)
+			w.acc[i] = 0
+		}
+	}
+}
+
+// adopt switches the worker to a new configuration. It allocates when the
+// number of services grew; that happens once per Apply, not per packet.
+func (w *Worker) adopt(c *compiled) {
+	if len(w.cursors) < len(c.svcs) {
+		w.cursors = append(w.cursors, make([]uint32, len(c.svcs)-len(w.cursors))...)
+	}
+	w.cfg = c
+}
+
+// handle runs the pipeline for frame i and returns its verdict.
+func (w *Worker) handle(i int, now int64) (Verdict, DropReason, PassReason) {
+	p := &w.p[i]
+	switch p.kind {
+	case kindDrop:
+		return VerdictDrop, p.drop, PassNone
+	case kindPass:
+		return VerdictPass, DropNone, p.pass
+	case kindARP:
+		return w.arp(i)
+	case kindEcho:
+		return w.echo(i)
+	}
+	k := w.kidx[i]
+	ref := w.refs[k]
+	if p.kind == kindICMPErr {
+		if ref.E == nil {
+			if w.owns(w.keys[k].Dst) {
+				return VerdictDrop, DropNoFlow, PassNone
+			}
+			return VerdictPass, DropNone, PassICMP
+		}
+		return w.icmpError(i, ref)
+	}
+	if ref.E != nil {
+		if _, alive := w.d.ct.Track(ref.E, ref.Dir, p.flags, conntrack.Time(now)); alive {
+			return w.forward(i, ref.E.Flow(), ref.Dir)
+		}
+	}
+	return w.newFlow(i, &w.keys[k], now)
+}
+
+// owns reports whether a is an address this dataplane answers for (a VIP or
+// a local address), so that unmatched traffic to it is dropped rather than
+// passed to a kernel that does not have it.
+func (w *Worker) owns(a [4]byte) bool {
+	return w.cfg.vips[a] || w.cfg.localSet[a]
+}
+
+// forward rewrites frame i of a tracked flow for its direction.
+func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack.Dir) (Verdict, DropReason, PassReason) {
+	c := w.cfg
+	if int(f.Backend) >= len(c.cfg.Backends) || c.cfg.Backends[f.Backend].Removed {
+		return VerdictDrop, DropBackendGone, PassNone
+	}
+	be := &c.cfg.Backends[f.Backend]
+	d := &w.rx[i]
+	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
+	eth := header.Ethernet(frame)
+	ip := header.IPv4(frame[l3:])
+	if f.HasReply {
+		if ip.TTL() <= 1 {
+			return VerdictDrop, DropTTLExceeded, PassNone
+		}
+		l4 := frame[w.p[i].l4:]
+		if dir == conntrack.DirOriginal {
+			if be.MAC == (header.MAC{}) {
+				return VerdictDrop, DropNoNeighbor, PassNone
+			}
+			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Reply.Dst, f.Reply.Src, f.Reply.DstPort, f.Reply.SrcPort)
+			ip.DecTTL()
+			nat.SetMACs(eth, c.cfg.MAC, be.MAC)
+		} else {
+			if c.cfg.Gateway == (header.MAC{}) {
+				return VerdictDrop, DropNoNeighbor, PassNone
+			}
+			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Orig.Dst, f.Orig.Src, f.Orig.DstPort, f.Orig.SrcPort)
+			ip.DecTTL()
+			nat.SetMACs(eth, c.cfg.MAC, c.cfg.Gateway)
+		}
+		return VerdictTX, DropNone, PassNone
+	}
+	if int(f.Service) >= len(c.svcs) || !c.svcs[f.Service].live {
+		return VerdictDrop, DropNoService, PassNone
+	}
+	if be.MAC == (header.MAC{}) {
+		return VerdictDrop, DropNoNeighbor, PassNone
+	}
+	switch c.svcs[f.Service].svc.Mode {
+	case ModeDSR:
+		nat.SetMACs(eth, c.cfg.MAC, be.MAC)
+		return VerdictTX, DropNone, PassNone
+	case ModeIPIP:
+		return w.encap(i, be)
+	}
+	return VerdictDrop, DropNoService, PassNone // service turned to nat under a one-way flow
+}
+
+// encap wraps frame i in IP-in-IP toward be, or answers the client with
+// fragmentation-needed when the result would not fit the link.
+func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
+	d := &w.rx[i]
+	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
+	ip := header.IPv4(frame[l3:])
+	if int(ip.TotalLen())+nat.IPIPOverhead > w.cfg.mtu {
+		if !ip.DF() {
+			return VerdictDrop, DropTooBig, PassNone
+		}
+		d.Len = uint32(nat.FragNeeded4(frame, w.cfg.cfg.MAC, uint16(w.cfg.mtu-nat.IPIPOverhead)))
+		w.acc[cFragNeeded]++
+		return VerdictTX, DropNone, PassNone
+	}
+	if d.Addr&(w.chunk-1) < nat.IPIPOverhead {
+		return VerdictDrop, DropNoHeadroom, PassNone
+	}
+	// Trim Ethernet padding so the outer length matches the frame.
+	end := d.Addr + uint64(l3) + uint64(ip.TotalLen())
+	buf := w.umem[d.Addr-nat.IPIPOverhead : end]
+	w.ipID++
+	nat.EncapIPIP(buf, w.cfg.cfg.EncapSrc, be.Addr, w.ipID)
+	nat.SetMACs(header.Ethernet(buf), w.cfg.cfg.MAC, be.MAC)
+	d.Addr -= nat.IPIPOverhead
+	d.Len = uint32(len(buf))
+	return VerdictTX, DropNone, PassNone
+}
+
+// newFlow handles the first packet of a flow: find its service, pick a
+// backend, allocate a SNAT port in nat mode, record the flow and forward.
+func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReason, PassReason) {
+	c := w.cfg
+	p := &w.p[i]
+	id, ok := c.byKey[svcKey(k.Dst, k.Proto, k.DstPort)]
+	if !ok {
+		if w.owns(k.Dst) {
+			return VerdictDrop, DropNoFlow, PassNone
+		}
+		return VerdictPass, DropNone, PassNotOwned
+	}
+	st := &c.svcs[id]
+	mode := st.svc.Mode
+	state := conntrack.StateUDP
+	if k.Proto == header.ProtoTCP {
+		syn := p.flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST|header.TCPFlagFIN) == header.TCPFlagSYN
+		switch {
+		case syn:
+			state = conntrack.StateSynSent
+		case mode == ModeNAT || p.flags&header.TCPFlagRST != 0:
+			// nat: the backend never saw this connection; its SNAT
+			// mapping is gone. A reset needs no new flow.
+			return VerdictDrop, DropNoFlow, PassNone
+		default:
+			// dsr/ipip: a connection we lost track of (restart,
+			// failover). Maglev sends it where it went before.
+			state = conntrack.StateEstablished
+		}
+	} else if mode == ModeNAT {
+		state = conntrack.StateUDPUnreplied
+	}
+
+	backend, ok := w.pick(id, st, k, now)
+	if !ok {
+		return VerdictDrop, DropNoBackend, PassNone
+	}
+	be := &c.cfg.Backends[backend]
+	f := conntrack.Flow[conntrack.Key4]{Orig: *k, Service: id, Backend: backend, Owner: w.id}
+	var pool *nat.PortPool
+	var port uint16
+	if mode == ModeNAT {
+		var la *localAddr
+		la, pool, port, ok = w.snatPort(now)
+		if !ok {
+			return VerdictDrop, DropPortsExhausted, PassNone
+		}
+		bport := be.Port
+		if bport == 0 {
+			bport = k.DstPort
+		}
+		f.HasReply = true
+		f.Local = la.idx
+		f.Reply = conntrack.Key4{Src: be.Addr, Dst: la.addr, SrcPort: bport, DstPort: port, Proto: k.Proto}
+	} else {
+		f.OneWay = true
+	}
+	e, err := w.d.ct.Insert(&f, state, conntrack.Time(now))
+	if err != nil {
+		if errors.Is(err, conntrack.ErrExists) && e != nil && e.Flow().Orig == *k {
+			// Another worker created this flow first: use theirs.
+			if pool != nil {
+				pool.Unget(port)
+			}
+			return w.forward(i, e.Flow(), conntrack.DirOriginal)
+		}
+		if errors.Is(err, conntrack.ErrExists) {
+			// The reply tuple is taken by a flow this pool did not
+			// place (one imported from an HA peer): keep the port out
+			// of use; that flow's expiry releases it.
+			return VerdictDrop, DropPortInUse, PassNone
+		}
+		if pool != nil {
+			pool.Unget(port)
+		}
+		return VerdictDrop, DropTableFull, PassNone
+	}
+	w.d.active.Inc(backend)
+	w.acc[cNewFlows]++
+	return w.forward(i, e.Flow(), conntrack.DirOriginal)
+}
+
+// pick chooses the backend of a new flow, honouring persistence.
+func (w *Worker) pick(id uint32, st *svcState, k *conntrack.Key4, now int64) (uint32, bool) {
+	var tk conntrack.Key4
+	if st.persist > 0 {
+		tk = conntrack.Key4{Src: k.Src, Dst: k.Dst, DstPort: k.DstPort, Proto: conntrack.ProtoPersist}
+		if ref := w.d.ct.Lookup(&tk); ref.E != nil {
+			b := ref.E.Flow().Backend
+			if _, alive := w.d.ct.Track(ref.E, conntrack.DirOriginal, 0, conntrack.Time(now)); alive &&
+				st.member[b] && !w.cfg.cfg.Backends[b].Removed && w.cfg.cfg.Backends[b].Weight > 0 {
+				return b, true
+			}
+		}
+	}
+	h := sched.FlowHash4(&w.cfg.cfg.HashKey, k.Src, k.Dst, k.SrcPort, k.DstPort, k.Proto)
+	b, ok := st.sched.Pick(h, &w.cursors[id])
+	if ok && st.persist > 0 {
+		t := conntrack.Flow[conntrack.Key4]{Orig: tk, Service: id, Backend: b, Owner: w.id, PersistTimeout: st.persist}
+		// A full table or a racing insert only costs stickiness.
+		_, _ = w.d.ct.Insert(&t, conntrack.StatePersist, conntrack.Time(now))
+	}
+	return b, ok
+}
+
+// snatPort takes a source port from this worker's share of the local
+// addresses, rotating over them.
+func (w *Worker) snatPort(now int64) (*localAddr, *nat.PortPool, uint16, bool) {
+	ls := w.cfg.locals
+	for range ls {
+		w.localRR++
+		if w.localRR >= len(ls) {
+			w.localRR = 0
+		}
+		la := ls[w.localRR]
+		pool := la.pools[w.id]
+		if port, ok := pool.Get(now); ok {
+			return la, pool, port, true
+		}
+	}
+	return nil, nil, 0, false
+}
+
+// icmpError forwards an ICMP error about a tracked flow to the host that
+// owns that flow: the backend for errors about what the client was sent,
+// the client for errors about what the backend was sent.
+func (w *Worker) icmpError(i int, ref conntrack.Ref[conntrack.Key4]) (Verdict, DropReason, PassReason) {
+	f := ref.E.Flow()
+	c := w.cfg
+	if int(f.Backend) >= len(c.cfg.Backends) || c.cfg.Backends[f.Backend].Removed {
+		return VerdictDrop, DropBackendGone, PassNone
+	}
+	be := &c.cfg.Backends[f.Backend]
+	d := &w.rx[i]
+	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
+	ip := header.IPv4(frame[l3:])
+	w.acc[cICMPErrors]++
+	if !f.HasReply {
+		// dsr/ipip: the backend sent the quoted packet as the VIP; give it
+		// the error as is.
+		if int(f.Service) >= len(c.svcs) || !c.svcs[f.Service].live {
+			return VerdictDrop, DropNoService, PassNone
+		}
+		if be.MAC == (header.MAC{}) {
+			return VerdictDrop, DropNoNeighbor, PassNone
+		}
+		if c.svcs[f.Service].svc.Mode == ModeIPIP {
+			return w.encap(i, be)
+		}
+		nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, be.MAC)
+		return VerdictTX, DropNone, PassNone
+	}
+	if ip.TTL() <= 1 {
+		return VerdictDrop, DropTTLExceeded, PassNone
+	}
+	icmp := header.ICMPv4(frame[w.p[i].l4 : l3+int(ip.TotalLen())])
+	if ref.Dir == conntrack.DirOriginal {
+		// About a packet sent to the client as VIP: the backend sent it,
+		// as backend -> local.
+		if be.MAC == (header.MAC{}) {
+			return VerdictDrop, DropNoNeighbor, PassNone
+		}
+		nat.RewriteICMPError4(ip, icmp, f.Reply.Dst, f.Reply.Src, f.Reply.Src, f.Reply.Dst, f.Reply.SrcPort, f.Reply.DstPort)
+		ip.DecTTL()
+		nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, be.MAC)
+		return VerdictTX, DropNone, PassNone
+	}
+	// About a packet sent to the backend as local -> backend: the client
+	// sent it, as client -> VIP.
+	if c.cfg.Gateway == (header.MAC{}) {
+		return VerdictDrop, DropNoNeighbor, PassNone
+	}
+	nat.RewriteICMPError4(ip, icmp, f.Orig.Dst, f.Orig.Src, f.Orig.Src, f.Orig.Dst, f.Orig.SrcPort, f.Orig.DstPort)
+	ip.DecTTL()
+	nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, c.cfg.Gateway)
+	return VerdictTX, DropNone, PassNone
+}
