@@ -1,0 +1,62 @@
+# Culvert build and test entry points. `make setup` once on a fresh machine,
+# then `make demo` (the main job on the built-in default) and `make test`.
+
+GO       ?= go
+PKGS     ?= ./...
+FUZZTIME ?= 10s
+BENCHTIME ?= 1s
+
+.PHONY: all setup build test test-short fuzz bench bench-core demo vet fmt clean
+
+all: build
+
+# Everything the build and the tests need: Go modules, and the Debian
+# packages the privileged lab tests use (root only; skipped otherwise).
+setup:
+	$(GO) mod download
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+	else echo "setup: not root or no apt-get: skipping Debian packages"; fi
+
+build:
+	$(GO) build -o bin/culvert ./cmd/culvert
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# The test command CI runs (README "Tests").
+test: vet
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race -short ./conntrack/ ./dataplane/... ./nat/ ./nic/
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
+
+test-short:
+	$(GO) test -short $(PKGS)
+
+# Each fuzz target runs briefly; failures leave their input in testdata/fuzz.
+fuzz:
+	@set -e; for spec in \
+		internal/header:FuzzIPv4 internal/header:FuzzL4Rewrite \
+		dataplane:FuzzDecode dataplane:FuzzPipeline \
+		conntrack:FuzzTable nat:FuzzRewrite; do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/dev/null || \
+			{ $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime 1x ./$$pkg/; exit 1; }; \
+	done
+
+# Dataplane core benchmarks (issue targets); about 5 minutes.
+bench-core:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dataplane/ ./conntrack/ ./dataplane/sched/ ./nat/ ./internal/header/
+
+bench: bench-core
+
+demo: build
+	./bin/culvert demo
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,271 @@
+package appliance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The YAML form of a Spec. Names follow what an operator of keepalived,
+// HAProxy or IPVS would guess. Unknown keys are errors.
+type fileSpec struct {
+	Interfaces []struct {
+		Name   string `yaml:"name"`
+		Queues int    `yaml:"queues"`
+	} `yaml:"interfaces"`
+	Gateway     string   `yaml:"gateway"`
+	MaxFlows    int      `yaml:"max_flows"`
+	HashKey     string   `yaml:"hash_key"`
+	LocalAddrs  []string `yaml:"local_addrs"`
+	EncapSource string   `yaml:"encap_source"`
+	MTU         int      `yaml:"mtu"`
+	MaglevSize  int      `yaml:"maglev_size"`
+	Services    []struct {
+		Name        string `yaml:"name"`
+		VIP         string `yaml:"vip"`
+		Protocol    string `yaml:"protocol"`
+		Port        int    `yaml:"port"`
+		Mode        string `yaml:"mode"`
+		Scheduler   string `yaml:"scheduler"`
+		Persistence string `yaml:"persistence"`
+		Backends    []struct {
+			Address string `yaml:"address"`
+			Port    int    `yaml:"port"`
+			Weight  *int   `yaml:"weight"`
+		} `yaml:"backends"`
+	} `yaml:"services"`
+}
+
+// LoadFile reads and validates a configuration file. Every problem is
+// reported with file:line:column.
+func LoadFile(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b)
+}
+
+// Parse parses and validates a configuration; name is used in error
+// locations.
+func Parse(name string, data []byte) (*Spec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err, nil)
+	}
+	if len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s:1:1: empty configuration", name)
+	}
+	var f fileSpec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, yamlError(name, err, &root)
+	}
+	s, errs := f.spec()
+	bad := map[string]bool{}
+	for _, e := range errs {
+		p, _, _ := strings.Cut(e.Error(), ": ")
+		bad[p] = true
+	}
+	if err := s.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			// A value that did not convert is reported once, as such.
+			if p, _, _ := strings.Cut(e.Error(), ": "); !bad[p] {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return s, nil
+	}
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		line, col := locate(root.Content[0], e.Error())
+		out[i] = fmt.Errorf("%s:%d:%d: %w", name, line, col, e)
+	}
+	return nil, errors.Join(out...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+var unknownField = regexp.MustCompile(`^field (\S+) not found in type .*$`)
+
+// yamlError rewrites the YAML library's "line N: msg" into
+// file:line:column: msg, finding the column of an unknown key in root.
+func yamlError(name string, err error, root *yaml.Node) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var out []error
+		for _, m := range te.Errors {
+			out = append(out, lineMsg(name, m, root))
+		}
+		return errors.Join(out...)
+	}
+	return lineMsg(name, strings.TrimPrefix(err.Error(), "yaml: "), root)
+}
+
+func lineMsg(name, m string, root *yaml.Node) error {
+	loc := yamlLine.FindStringSubmatchIndex(m)
+	if loc == nil {
+		return fmt.Errorf("%s: %s", name, m)
+	}
+	line, _ := strconv.Atoi(m[loc[2]:loc[3]])
+	msg := strings.TrimSpace(m[:loc[0]] + m[loc[1]:])
+	col := 1
+	if u := unknownField.FindStringSubmatch(msg); u != nil {
+		msg = fmt.Sprintf("unknown key %q", u[1])
+		if k := findKey(root, u[1], line); k != nil {
+			col = k.Column
+		}
+	}
+	return fmt.Errorf("%s:%d:%d: %s", name, line, col, msg)
+}
+
+// findKey finds the mapping key named key on line.
+func findKey(n *yaml.Node, key string, line int) *yaml.Node {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value == key && k.Line == line {
+				return k
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if k := findKey(c, key, line); k != nil {
+			return k
+		}
+	}
+	return nil
+}
+
+var pathElem = regexp.MustCompile(`^([a-z_]+)(?:\[(\d+)\])?`)
+
+// locate finds the line and column of the YAML node a message's leading
+// path ("services[1].backends[0].address: ...") names, or of its closest
+// existing ancestor.
+func locate(n *yaml.Node, msg string) (int, int) {
+	path, _, _ := strings.Cut(msg, ": ")
+	line, col := n.Line, n.Column
+	for _, part := range strings.Split(path, ".") {
+		m := pathElem.FindStringSubmatch(part)
+		if m == nil || n.Kind != yaml.MappingNode {
+			break
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == m[1] {
+				line, col = n.Content[i].Line, n.Content[i].Column
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+		if m[2] != "" {
+			idx, _ := strconv.Atoi(m[2])
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				break
+			}
+			n = n.Content[idx]
+			line, col = n.Line, n.Column
+		}
+	}
+	return line, col
+}
+
+func addr(path, s string, errs *[]error) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s: %q is not an IP address", path, s))
+	}
+	return a
+}
+
+func port(path string, p int, errs *[]error) uint16 {
+	if p < 0 || p > 65535 {
+		*errs = append(*errs, fmt.Errorf("%s: %d is not a port (0..65535)", path, p))
+		return 0
+	}
+	return uint16(p)
+}
+
+// spec converts the file form, collecting conversion errors.
+func (f *fileSpec) spec() (*Spec, []error) {
+	var errs []error
+	s := &Spec{
+		Gateway:     addr("gateway", f.Gateway, &errs),
+		MaxFlows:    f.MaxFlows,
+		HashKey:     f.HashKey,
+		EncapSource: addr("encap_source", f.EncapSource, &errs),
+		MTU:         f.MTU,
+		MaglevSize:  f.MaglevSize,
+	}
+	for _, i := range f.Interfaces {
+		s.Interfaces = append(s.Interfaces, InterfaceSpec{Name: i.Name, Queues: i.Queues})
+	}
+	for i, a := range f.LocalAddrs {
+		s.LocalAddrs = append(s.LocalAddrs, addr(fmt.Sprintf("local_addrs[%d]", i), a, &errs))
+	}
+	for i, sv := range f.Services {
+		at := fmt.Sprintf("services[%d]", i)
+		ss := ServiceSpec{
+			Name:      sv.Name,
+			VIP:       addr(at+".vip", sv.VIP, &errs),
+			Protocol:  sv.Protocol,
+			Port:      port(at+".port", sv.Port, &errs),
+			Mode:      sv.Mode,
+			Scheduler: sv.Scheduler,
+		}
+		if sv.Port == 0 {
+			errs = append(errs, fmt.Errorf("%s.port: missing", at))
+		}
+		if sv.Persistence != "" {
+			d, err := time.ParseDuration(sv.Persistence)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.persistence: %q is not a duration (like 300s)", at, sv.Persistence))
+			}
+			ss.Persistence = d
+		}
+		for j, b := range sv.Backends {
+			bt := fmt.Sprintf("%s.backends[%d]", at, j)
+			w := 1
+			if b.Weight != nil {
+				w = *b.Weight
+			}
+			if w < 0 || w > 65535 {
+				errs = append(errs, fmt.Errorf("%s.weight: %d is outside 0..65535", bt, w))
+				w = 0
+			}
+			ss.Backends = append(ss.Backends, BackendSpec{Address: addr(bt+".address", b.Address, &errs), Port: port(bt+".port", b.Port, &errs), Weight: uint32(w)})
+		}
+		s.Services = append(s.Services, ss)
+	}
+	return s, errs
+}

@@ -1,0 +1,68 @@
+package appliance
+
+import (
+	"strings"
+	"testing"
+)
+
+const goodYAML = `
+interfaces:
+  - name: veth0
+    queues: 1
+gateway: 198.18.0.1
+hash_key: 63756c766572742d64656661756c7421
+local_addrs: [198.18.2.1]
+services:
+  - name: web
+    vip: 198.18.1.1
+    protocol: tcp
+    port: 80
+    mode: nat
+    persistence: 300s
+    backends:
+      - {address: 198.19.0.11, port: 8080}
+      - {address: 198.19.0.12, port: 8080, weight: 2}
+`
+
+func TestParseGood(t *testing.T) {
+	s, err := Parse("good.yaml", []byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Services) != 1 || s.Services[0].Persistence.Seconds() != 300 || s.Services[0].Backends[0].Weight != 1 ||
+		s.Services[0].Backends[1].Weight != 2 || s.Interfaces[0].Name != "veth0" {
+		t.Fatalf("parsed %+v", s)
+	}
+}
+
+func TestParseErrorsHaveLocations(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", strings.Replace(goodYAML, "    mode: nat", "    mode: nat\n    modee: dsr", 1),
+			[]string{`bad.yaml:14:5: unknown key "modee"`}},
+		{"bad address", strings.Replace(goodYAML, "198.19.0.12", "198.19.0.300", 1),
+			[]string{`bad.yaml:17:10: services[0].backends[1].address: "198.19.0.300" is not an IP address`}},
+		{"wrong type", strings.Replace(goodYAML, "port: 80", "port: eighty", 1),
+			[]string{"bad.yaml:12:1: cannot unmarshal !!str `eighty` into int"}},
+		{"syntax", goodYAML + "  - [\n", []string{"bad.yaml:"}},
+		{"bad mode and weight", strings.Replace(strings.Replace(goodYAML, "mode: nat", "mode: tunnel", 1), "weight: 2", "weight: -1", 1),
+			[]string{"bad.yaml:13:5: services[0].mode:", "bad.yaml:17:44: services[0].backends[1].weight: -1 is outside"}},
+		{"empty pool", strings.Split(goodYAML, "    backends:")[0], []string{"bad.yaml:9:5: services[0].backends: empty pool"}},
+		{"empty file", "", []string{"bad.yaml:1:1: empty configuration"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}

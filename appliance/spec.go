@@ -1,0 +1,161 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/culvert-lb/culvert/dataplane"
+	"github.com/culvert-lb/culvert/dataplane/sched"
+)
+
+// Spec is the operator's configuration of the balancer: plain values,
+// validated as a whole. The zero Spec has no services.
+type Spec struct {
+	// Interfaces the dataplane runs on, each with its AF_XDP queues.
+	Interfaces []InterfaceSpec
+	// Gateway is the next hop toward clients (nat replies, ICMP answers);
+	// its MAC comes from the kernel's neighbour table.
+	Gateway netip.Addr
+	// MaxFlows is the connection table's fixed capacity; 0 means 1<<20.
+	MaxFlows int
+	// HashKey keys backend selection: 32 hex digits. Both members of an HA
+	// pair (and every ECMP peer) must share it.
+	HashKey string
+	// LocalAddrs are the full-NAT source addresses (never kernel addresses).
+	LocalAddrs []netip.Addr
+	// EncapSource is the outer source address of ipip services.
+	EncapSource netip.Addr
+	// MTU of the dataplane link; 0 means 1500.
+	MTU int
+	// MaglevSize is the Maglev table size (prime); 0 means 65537.
+	MaglevSize int
+	Services   []ServiceSpec
+}
+
+// InterfaceSpec is one dataplane interface.
+type InterfaceSpec struct {
+	Name   string
+	Queues int // AF_XDP sockets, one per NIC queue from 0; 0 means 1
+}
+
+// ServiceSpec is one virtual service, named as keepalived's virtual_server
+// and IPVS would: VIP, protocol, port, forwarding mode, scheduler.
+type ServiceSpec struct {
+	Name        string
+	VIP         netip.Addr
+	Protocol    string // "tcp" or "udp"
+	Port        uint16
+	Mode        string // "nat", "dsr" or "ipip"
+	Scheduler   string // "maglev" (default), "wrr" or "lc"
+	Persistence time.Duration
+	Backends    []BackendSpec
+}
+
+// BackendSpec is one real server of a service.
+type BackendSpec struct {
+	Address netip.Addr
+	Port    uint16 // nat only; dsr and ipip keep the service port
+	Weight  uint32 // 0 drains
+}
+
+// DefaultHashKey is the hash key of Default; production configurations set
+// their own.
+const DefaultHashKey = "63756c766572742d64656661756c7421"
+
+// Default is the built-in configuration the demo and the lab run: one VIP
+// with an HTTP service over TCP and an echo service over UDP, each balanced
+// over three backends with weights 1, 1 and 2, all in 198.18.0.0/15.
+func Default(mode string) Spec {
+	backends := func(port uint16) []BackendSpec {
+		return []BackendSpec{
+			{Address: netip.MustParseAddr("198.19.0.11"), Port: port, Weight: 1},
+			{Address: netip.MustParseAddr("198.19.0.12"), Port: port, Weight: 1},
+			{Address: netip.MustParseAddr("198.19.0.13"), Port: port, Weight: 2},
+		}
+	}
+	httpPort, echoPort := uint16(8080), uint16(7007)
+	if mode != "nat" {
+		httpPort, echoPort = 0, 0
+	}
+	return Spec{
+		HashKey:     DefaultHashKey,
+		LocalAddrs:  []netip.Addr{netip.MustParseAddr("198.18.2.1"), netip.MustParseAddr("198.18.2.2")},
+		EncapSource: netip.MustParseAddr("198.18.2.100"),
+		Services: []ServiceSpec{
+			{Name: "web", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "tcp", Port: 80, Mode: mode, Backends: backends(httpPort)},
+			{Name: "echo", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "udp", Port: 7, Mode: mode, Backends: backends(echoPort)},
+		},
+	}
+}
+
+// Validate reports every problem in s, each with its location, joined.
+func (s *Spec) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for i, ifc := range s.Interfaces {
+		if ifc.Name == "" || len(ifc.Name) > 15 {
+			add("interfaces[%d].name: %q is not an interface name", i, ifc.Name)
+		}
+		if ifc.Queues < 0 || ifc.Queues > 256 {
+			add("interfaces[%d].queues: %d is outside 0..256", i, ifc.Queues)
+		}
+	}
+	if s.Gateway.IsValid() && !s.Gateway.Is4() {
+		add("gateway: %v is not an IPv4 address", s.Gateway)
+	}
+	if s.MaxFlows < 0 || s.MaxFlows > 1<<28 {
+		add("max_flows: %d is outside 0..%d", s.MaxFlows, 1<<28)
+	}
+	if _, err := sched.ParseHashKey(s.HashKey); err != nil {
+		add("hash_key: %v", err)
+	}
+	for i, a := range s.LocalAddrs {
+		if !a.Is4() {
+			add("local_addrs[%d]: %v is not an IPv4 address", i, a)
+		}
+	}
+	for i := range s.Services {
+		sv := &s.Services[i]
+		at := fmt.Sprintf("services[%d]", i)
+		if !sv.VIP.Is4() {
+			add("%s.vip: %v is not an IPv4 address", at, sv.VIP)
+		}
+		if _, err := parseProto(sv.Protocol); err != nil {
+			add("%s.protocol: %v", at, err)
+		}
+		if _, err := dataplane.ParseMode(sv.Mode); err != nil {
+			add("%s.mode: %v", at, err)
+		}
+		if sv.Scheduler != "" {
+			if _, err := sched.ParseKind(sv.Scheduler); err != nil {
+				add("%s.scheduler: %v", at, err)
+			}
+		}
+		if len(sv.Backends) == 0 {
+			add("%s.backends: empty pool", at)
+		}
+		for j, b := range sv.Backends {
+			if !b.Address.Is4() {
+				add("%s.backends[%d].address: %v is not an IPv4 address", at, j, b.Address)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// What only the resolved form can tell (duplicates, mode rules).
+	_, err := NewBuilder().Build(s, Links{})
+	return err
+}
+
+func parseProto(s string) (uint8, error) {
+	switch s {
+	case "tcp":
+		return 6, nil
+	case "udp":
+		return 17, nil
+	}
+	return 0, fmt.Errorf("%q is neither tcp nor udp", s)
+}
