@@ -39,7 +39,9 @@ fuzz:
 	@set -e; for spec in \
 		internal/header:FuzzIPv4 internal/header:FuzzL4Rewrite \
 		dataplane:FuzzDecode dataplane:FuzzPipeline \
-		conntrack:FuzzTable nat:FuzzRewrite; do \
+		conntrack:FuzzTable nat:FuzzRewrite nat:FuzzPortPool \
+		dataplane/sched:FuzzFlowHash dataplane/sched:FuzzNewMaglev \
+		appliance:FuzzParse; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/dev/null || \

@@ -130,7 +130,19 @@ func lineMsg(name, m string, root *yaml.Node) error {
 		return fmt.Errorf("%s: %s", name, m)
 	}
 	line, _ := strconv.Atoi(m[loc[2]:loc[3]])
-	msg := strings.TrimSpace(m[:loc[0]] + m[loc[1]:])
+	msg := strings.ReplaceAll(strings.TrimSpace(m[:loc[0]]+m[loc[1]:]), "\n", `\n`)
+	if before, into, ok := strings.Cut(msg, " into "); ok {
+		// Name the expected shape, not our Go types.
+		switch {
+		case strings.HasPrefix(into, "[]"):
+			into = "a list"
+		case strings.Contains(into, "struct") || strings.Contains(into, "fileSpec"):
+			into = "a mapping"
+		case strings.HasPrefix(into, "*"):
+			into = into[1:]
+		}
+		msg = before + ": want " + into
+	}
 	col := 1
 	if u := unknownField.FindStringSubmatch(msg); u != nil {
 		msg = fmt.Sprintf("unknown key %q", u[1])

@@ -45,7 +45,7 @@ func TestParseErrorsHaveLocations(t *testing.T) {
 		{"bad address", strings.Replace(goodYAML, "198.19.0.12", "198.19.0.300", 1),
 			[]string{`bad.yaml:17:10: services[0].backends[1].address: "198.19.0.300" is not an IP address`}},
 		{"wrong type", strings.Replace(goodYAML, "port: 80", "port: eighty", 1),
-			[]string{"bad.yaml:12:1: cannot unmarshal !!str `eighty` into int"}},
+			[]string{"bad.yaml:12:1: cannot unmarshal !!str `eighty`: want int"}},
 		{"syntax", goodYAML + "  - [\n", []string{"bad.yaml:"}},
 		{"bad mode and weight", strings.Replace(strings.Replace(goodYAML, "mode: nat", "mode: tunnel", 1), "weight: 2", "weight: -1", 1),
 			[]string{"bad.yaml:13:5: services[0].mode:", "bad.yaml:17:44: services[0].backends[1].weight: -1 is outside"}},
