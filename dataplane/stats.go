@@ -15,6 +15,7 @@ const (
 	cEchoReplies
 	cICMPErrors
 	cFragNeeded
+	cWaitErrors
 	cDropBase
 	cPassBase = cDropBase + int(NumDropReasons)
 	nCounters = cPassBase + int(NumPassReasons)
@@ -39,6 +40,7 @@ type Stats struct {
 	EchoReplies        uint64 // ICMP echo requests to VIPs answered
 	ICMPErrors         uint64 // ICMP errors about tracked flows forwarded
 	FragNeeded         uint64 // fragmentation-needed errors generated (ipip)
+	WaitErrors         uint64 // failed sleeps on the queue (the worker backs off)
 	Drops              [NumDropReasons]uint64
 	Passes             [NumPassReasons]uint64
 }
@@ -56,6 +58,7 @@ func (c *counters) snapshot() Stats {
 	s.EchoReplies = c.v[cEchoReplies].Load()
 	s.ICMPErrors = c.v[cICMPErrors].Load()
 	s.FragNeeded = c.v[cFragNeeded].Load()
+	s.WaitErrors = c.v[cWaitErrors].Load()
 	for i := range s.Drops {
 		s.Drops[i] = c.v[cDropBase+i].Load()
 	}
@@ -78,6 +81,7 @@ func (s *Stats) Add(o Stats) {
 	s.EchoReplies += o.EchoReplies
 	s.ICMPErrors += o.ICMPErrors
 	s.FragNeeded += o.FragNeeded
+	s.WaitErrors += o.WaitErrors
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}
