@@ -64,28 +64,31 @@ type BackendSpec struct {
 // their own.
 const DefaultHashKey = "63756c766572742d64656661756c7421"
 
-// Default is the built-in configuration the demo and the lab run: one VIP
-// with an HTTP service over TCP and an echo service over UDP, each balanced
-// over three backends with weights 1, 1 and 2, all in 198.18.0.0/15.
+// Default is the built-in configuration the demo and the lab run, on the
+// lab's address plan (bench/lab): one VIP, 198.18.1.1, with an HTTP service
+// on TCP port 80 and an echo service on UDP port 7, each balanced over three
+// backends on the server segment (198.18.0.11-13) with weights 1, 1 and 2;
+// SNAT addresses 198.18.2.1-2; the router, 198.18.0.1, is the gateway toward
+// clients (198.19.0.0/24). mode is nat, dsr or ipip.
 func Default(mode string) Spec {
 	backends := func(port uint16) []BackendSpec {
+		if mode != "nat" {
+			port = 0 // dsr and ipip keep the service port
+		}
 		return []BackendSpec{
-			{Address: netip.MustParseAddr("198.19.0.11"), Port: port, Weight: 1},
-			{Address: netip.MustParseAddr("198.19.0.12"), Port: port, Weight: 1},
-			{Address: netip.MustParseAddr("198.19.0.13"), Port: port, Weight: 2},
+			{Address: netip.MustParseAddr("198.18.0.11"), Port: port, Weight: 1},
+			{Address: netip.MustParseAddr("198.18.0.12"), Port: port, Weight: 1},
+			{Address: netip.MustParseAddr("198.18.0.13"), Port: port, Weight: 2},
 		}
 	}
-	httpPort, echoPort := uint16(8080), uint16(7007)
-	if mode != "nat" {
-		httpPort, echoPort = 0, 0
-	}
 	return Spec{
+		Gateway:     netip.MustParseAddr("198.18.0.1"),
 		HashKey:     DefaultHashKey,
 		LocalAddrs:  []netip.Addr{netip.MustParseAddr("198.18.2.1"), netip.MustParseAddr("198.18.2.2")},
 		EncapSource: netip.MustParseAddr("198.18.2.100"),
 		Services: []ServiceSpec{
-			{Name: "web", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "tcp", Port: 80, Mode: mode, Backends: backends(httpPort)},
-			{Name: "echo", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "udp", Port: 7, Mode: mode, Backends: backends(echoPort)},
+			{Name: "web", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "tcp", Port: 80, Mode: mode, Backends: backends(80)},
+			{Name: "echo", VIP: netip.MustParseAddr("198.18.1.1"), Protocol: "udp", Port: 7, Mode: mode, Backends: backends(7)},
 		},
 	}
 }

@@ -69,7 +69,7 @@ func TestBuilderKeepsIDs(t *testing.T) {
 	gone := s.Services[0].Backends[0]
 	s.Services[0].Backends = s.Services[0].Backends[1:]
 	s.Services[1].Backends = s.Services[1].Backends[1:]
-	s.Services[0].Backends = append(s.Services[0].Backends, BackendSpec{Address: netip.MustParseAddr("198.19.0.14"), Port: 8080, Weight: 1})
+	s.Services[0].Backends = append(s.Services[0].Backends, BackendSpec{Address: netip.MustParseAddr("198.18.0.14"), Port: 80, Weight: 1})
 	c2, err := b.Build(&s, Links{})
 	if err != nil {
 		t.Fatal(err)

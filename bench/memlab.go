@@ -133,9 +133,10 @@ func RunMemLab(spec appliance.Spec, opt MemLabOptions) (*MemLabResult, error) {
 	return l.res, nil
 }
 
-// clientOf spreads connections over 200 client addresses in 198.18.0.0/16.
+// clientOf spreads connections over 200 client addresses in the lab's
+// client network, 198.19.0.0/24.
 func clientOf(i int) ([4]byte, uint16) {
-	return [4]byte{198, 18, 0, byte(10 + i%200)}, uint16(20000 + i/200)
+	return [4]byte{198, 19, 0, byte(10 + i%200)}, uint16(20000 + i/200)
 }
 
 func (l *memLab) problem(format string, a ...any) {

@@ -1,5 +1,7 @@
 // Command culvert is the Culvert appliance's command line.
 //
+//	culvert run --config FILE
+//	culvert check-config FILE
 //	culvert demo [--mode nat|dsr|ipip|all] [--conns N] [--datagrams N]
 //	culvert version
 package main
@@ -24,6 +26,9 @@ var version = "dev"
 const usage = `culvert: a Layer 4 load balancer on AF_XDP
 
 usage:
+  culvert run --config FILE      run the appliance (root: AF_XDP, XDP)
+  culvert check-config FILE      validate a configuration file
+  culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
   culvert demo [flags]   run the built-in default configuration in the in-memory
                          virtual lab and print how traffic spread over the backends
   culvert version        print the version
@@ -52,6 +57,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	switch args[0] {
 	case "demo":
 		return demo(ctx, args[1:])
+	case "run":
+		return runDaemon(ctx, args[1:], log)
+	case "check-config":
+		return checkConfig(args[1:])
+	case "decap":
+		return decap(ctx, args[1:], log)
 	case "version":
 		fmt.Println("culvert", version)
 		return nil
@@ -79,7 +90,7 @@ func demo(ctx context.Context, args []string) error {
 		modes = []string{"nat", "dsr", "ipip"}
 	}
 	fmt.Println("culvert demo: in-memory virtual lab")
-	fmt.Println("  client hosts 198.18.0.10-209 -> VIP 198.18.1.1 (tcp/80 web, udp/7 echo) -> backends 198.19.0.11-13, weights 1:1:2")
+	fmt.Println("  client hosts 198.19.0.10-209 -> VIP 198.18.1.1 (tcp/80 web, udp/7 echo) -> backends 198.18.0.11-13, weights 1:1:2")
 	fmt.Println("  every frame goes through the real dataplane; simulated hosts verify every checksum from scratch")
 	fmt.Println()
 	var results []*bench.MemLabResult
