@@ -18,24 +18,24 @@ import (
 // HAProxy or IPVS would guess. Unknown keys are errors.
 type fileSpec struct {
 	Interfaces []struct {
-		Name   string `yaml:"name"`
+		Name   string `yaml:"name,omitempty"`
 		Queues int    `yaml:"queues"`
 	} `yaml:"interfaces"`
-	Gateway     string   `yaml:"gateway"`
-	MaxFlows    int      `yaml:"max_flows"`
+	Gateway     string   `yaml:"gateway,omitempty"`
+	MaxFlows    int      `yaml:"max_flows,omitempty"`
 	HashKey     string   `yaml:"hash_key"`
 	LocalAddrs  []string `yaml:"local_addrs"`
-	EncapSource string   `yaml:"encap_source"`
-	MTU         int      `yaml:"mtu"`
-	MaglevSize  int      `yaml:"maglev_size"`
+	EncapSource string   `yaml:"encap_source,omitempty"`
+	MTU         int      `yaml:"mtu,omitempty"`
+	MaglevSize  int      `yaml:"maglev_size,omitempty"`
 	Services    []struct {
-		Name        string `yaml:"name"`
+		Name        string `yaml:"name,omitempty"`
 		VIP         string `yaml:"vip"`
 		Protocol    string `yaml:"protocol"`
 		Port        int    `yaml:"port"`
 		Mode        string `yaml:"mode"`
-		Scheduler   string `yaml:"scheduler"`
-		Persistence string `yaml:"persistence"`
+		Scheduler   string `yaml:"scheduler,omitempty"`
+		Persistence string `yaml:"persistence,omitempty"`
 		Backends    []struct {
 			Address string `yaml:"address"`
 			Port    int    `yaml:"port"`
@@ -280,4 +280,57 @@ func (f *fileSpec) spec() (*Spec, []error) {
 		s.Services = append(s.Services, ss)
 	}
 	return s, errs
+}
+
+// Marshal writes s in the configuration file's YAML form; Parse reads it
+// back to an equal Spec.
+func Marshal(s *Spec) ([]byte, error) {
+	var f fileSpec
+	for _, i := range s.Interfaces {
+		f.Interfaces = append(f.Interfaces, struct {
+			Name   string `yaml:"name,omitempty"`
+			Queues int    `yaml:"queues"`
+		}{i.Name, i.Queues})
+	}
+	str := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	f.Gateway, f.MaxFlows, f.HashKey, f.EncapSource, f.MTU, f.MaglevSize = str(s.Gateway), s.MaxFlows, s.HashKey, str(s.EncapSource), s.MTU, s.MaglevSize
+	for _, a := range s.LocalAddrs {
+		f.LocalAddrs = append(f.LocalAddrs, a.String())
+	}
+	for _, sv := range s.Services {
+		fs := f.Services
+		fs = append(fs, struct {
+			Name        string `yaml:"name,omitempty"`
+			VIP         string `yaml:"vip"`
+			Protocol    string `yaml:"protocol"`
+			Port        int    `yaml:"port"`
+			Mode        string `yaml:"mode"`
+			Scheduler   string `yaml:"scheduler,omitempty"`
+			Persistence string `yaml:"persistence,omitempty"`
+			Backends    []struct {
+				Address string `yaml:"address"`
+				Port    int    `yaml:"port"`
+				Weight  *int   `yaml:"weight"`
+			} `yaml:"backends"`
+		}{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler})
+		last := &fs[len(fs)-1]
+		if sv.Persistence != 0 {
+			last.Persistence = sv.Persistence.String()
+		}
+		for _, b := range sv.Backends {
+			w := int(b.Weight)
+			last.Backends = append(last.Backends, struct {
+				Address string `yaml:"address"`
+				Port    int    `yaml:"port"`
+				Weight  *int   `yaml:"weight"`
+			}{b.Address.String(), int(b.Port), &w})
+		}
+		f.Services = fs
+	}
+	return yaml.Marshal(&f)
 }

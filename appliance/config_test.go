@@ -66,3 +66,23 @@ func TestParseErrorsHaveLocations(t *testing.T) {
 		})
 	}
 }
+
+func TestMarshalRoundTrip(t *testing.T) {
+	for _, mode := range []string{"nat", "dsr", "ipip"} {
+		s := Default(mode)
+		s.Interfaces = []InterfaceSpec{{Name: "cv1-eth0", Queues: 2}}
+		s.Services[0].Persistence = 90 * 1e9
+		b, err := Marshal(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse("round.yaml", b)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, b)
+		}
+		again, _ := Marshal(got)
+		if string(again) != string(b) {
+			t.Fatalf("%s: round trip differs:\n%s\n---\n%s", mode, b, again)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func (t *Table[K]) pop(sh *shard) (uint32, bool) {
 		// a link, but the tag changed too and the CAS fails.
 		next := wordLink(t.arena[top-1].word.Load())
 		if sh.head.CompareAndSwap(h, (h>>32+1)<<32|uint64(next)) {
-			if next != 0 {
+			if next != 0 && t.prefetch {
 				// The next insert will write this entry: start its miss now.
 				prefetch(addrOf(&t.arena[next-1]))
 			}

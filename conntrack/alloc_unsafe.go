@@ -22,3 +22,6 @@ func makeAligned[T any](n int) []T {
 	off := (cacheLine - uintptr(p)%cacheLine) % cacheLine
 	return unsafe.Slice((*T)(unsafe.Add(p, off)), n)
 }
+
+// unsafeSizeofEntry returns the size of an Entry[K] in bytes.
+func unsafeSizeofEntry[K Key]() uintptr { return unsafe.Sizeof(Entry[K]{}) }

@@ -4,9 +4,6 @@ import "testing"
 
 // TestNoAllocs is the allocation contract of the hot path.
 func TestNoAllocs(t *testing.T) {
-	if testing.Short() && raceEnabled {
-		t.Skip("allocation counts are not meaningful under -race")
-	}
 	const n = 4096
 	tb := newTable[Key4](t, Config{MaxFlows: n})
 	r := tb.NewReader()
@@ -34,6 +31,7 @@ func TestNoAllocs(t *testing.T) {
 		{"Begin/End", func() { r.Begin(); r.End() }},
 		{"Lookup", func() { r.Begin(); tb.Lookup(&k); r.End() }},
 		{"LookupBatch", func() { r.Begin(); tb.LookupBatch(keys, out); r.End() }},
+		{"LookupBatch/prefetch", func() { r.Begin(); tb.lookupBatch(keys, out, true); r.End() }},
 		{"Track", func() { r.Begin(); now += sec; tb.Track(e, DirOriginal, FlagACK, now); r.End() }},
 		{"Insert", func() {
 			r.Begin()
@@ -67,7 +65,7 @@ func TestNoAllocs(t *testing.T) {
 			if e, err := t6.Insert(&f, StateUDPUnreplied, 0); err == nil {
 				t6.Track(e, DirReply, 0, sec)
 			}
-			t6.LookupBatch(keys6, out6)
+			t6.lookupBatch(keys6, out6, true)
 			r6.End()
 		})
 		if a != 0 {

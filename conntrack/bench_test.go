@@ -23,6 +23,36 @@ var benchSizes = []struct {
 	{"10M", 10_000_000},
 }
 
+// cpuMeter adds a cpu-ns/op metric: the benchmark goroutine's thread CPU
+// time per op, which unlike ns/op does not count time other processes on a
+// loaded machine held the CPU. Call start and stop around the timed work.
+type cpuMeter struct {
+	b     *testing.B
+	t0    time.Duration
+	total time.Duration
+	ok    bool
+}
+
+func newCPUMeter(b *testing.B) *cpuMeter {
+	runtime.LockOSThread()
+	b.Cleanup(runtime.UnlockOSThread)
+	return &cpuMeter{b: b}
+}
+
+func (m *cpuMeter) start() { m.t0, m.ok = threadCPU() }
+
+func (m *cpuMeter) stop() {
+	if t, ok := threadCPU(); ok && m.ok {
+		m.total += t - m.t0
+	}
+}
+
+func (m *cpuMeter) report() {
+	if m.ok && m.b.N > 0 {
+		m.b.ReportMetric(float64(m.total.Nanoseconds())/float64(m.b.N), "cpu-ns/op")
+	}
+}
+
 func skipHeavy(b *testing.B, n int) {
 	if testing.Short() && n > 1_000_000 {
 		b.Skip("-short: skipping the 10M case")
@@ -32,15 +62,20 @@ func skipHeavy(b *testing.B, n int) {
 // fullTable4 returns a table of capacity n holding n full-NAT flows (2n
 // index keys: the index at its worst load). Tables are cached across
 // sub-benchmarks.
-var fullTables = map[int]*Table[Key4]{}
+var fullTables = map[Config]*Table[Key4]{}
 
 func fullTable4(b *testing.B, n int) *Table[Key4] {
-	if tb, ok := fullTables[n]; ok {
+	return fullTable4Config(b, Config{MaxFlows: n})
+}
+
+func fullTable4Config(b *testing.B, cfg Config) *Table[Key4] {
+	if tb, ok := fullTables[cfg]; ok {
 		return tb
 	}
 	clear(fullTables) // keep one big table at a time
 	runtime.GC()
-	tb := newTable[Key4](b, Config{MaxFlows: n})
+	n := cfg.MaxFlows
+	tb := newTable[Key4](b, cfg)
 	r := tb.NewReader()
 	r.Begin()
 	for i := range uint32(n) {
@@ -51,13 +86,19 @@ func fullTable4(b *testing.B, n int) *Table[Key4] {
 	}
 	r.End()
 	r.Close()
-	fullTables[n] = tb
+	fullTables[cfg] = tb
 	return tb
 }
 
 // randomKeys returns a ring of lookup keys of random live flows, half
-// original and half reply direction.
-func randomKeys(n, count int) []Key4 {
+// original and half reply direction. The ring is large enough (up to 4Mi
+// keys) that the flows it touches do not fit in the caches: each lookup
+// of a big table really misses.
+func randomKeys(n int) []Key4 {
+	count := 1 << 14
+	for count < n && count < 1<<22 {
+		count *= 2
+	}
 	rng := rand.New(rand.NewPCG(uint64(n), 1))
 	keys := make([]Key4, count)
 	for i := range keys {
@@ -83,12 +124,14 @@ func BenchmarkLookupBatch(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				skipHeavy(b, sz.n)
 				tb := fullTable4(b, sz.n)
-				keys := randomKeys(sz.n, 1<<16)
+				keys := randomKeys(sz.n)
 				out := make([]Ref[Key4], MaxBatch)
 				r := tb.NewReader()
 				defer r.Close()
+				cpu := newCPUMeter(b)
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu.start()
 				j := 0
 				for i := 0; i < b.N; i += MaxBatch {
 					r.Begin()
@@ -99,8 +142,38 @@ func BenchmarkLookupBatch(b *testing.B) {
 					}
 					j = (j + MaxBatch) & (len(keys) - 1)
 				}
+				cpu.stop()
+				cpu.report()
 			})
 		}
+	}
+}
+
+// BenchmarkLookupBatchNoHuge is BenchmarkLookupBatch (with prefetch)
+// without madvise(MADV_HUGEPAGE): the cost of TLB misses.
+func BenchmarkLookupBatchNoHuge(b *testing.B) {
+	for _, sz := range benchSizes[1:] {
+		b.Run(sz.name, func(b *testing.B) {
+			skipHeavy(b, sz.n)
+			tb := fullTable4Config(b, Config{MaxFlows: sz.n, NoHugePages: true})
+			keys := randomKeys(sz.n)
+			out := make([]Ref[Key4], MaxBatch)
+			r := tb.NewReader()
+			defer r.Close()
+			cpu := newCPUMeter(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu.start()
+			j := 0
+			for i := 0; i < b.N; i += MaxBatch {
+				r.Begin()
+				tb.LookupBatch(keys[j:j+MaxBatch], out)
+				r.End()
+				j = (j + MaxBatch) & (len(keys) - 1)
+			}
+			cpu.stop()
+			cpu.report()
+		})
 	}
 }
 
@@ -110,11 +183,13 @@ func BenchmarkLookup(b *testing.B) {
 		b.Run(sz.name, func(b *testing.B) {
 			skipHeavy(b, sz.n)
 			tb := fullTable4(b, sz.n)
-			keys := randomKeys(sz.n, 1<<16)
+			keys := randomKeys(sz.n)
 			r := tb.NewReader()
 			defer r.Close()
+			cpu := newCPUMeter(b)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu.start()
 			r.Begin()
 			for i := 0; i < b.N; i++ {
 				if tb.Lookup(&keys[i&(len(keys)-1)]).E == nil {
@@ -126,6 +201,8 @@ func BenchmarkLookup(b *testing.B) {
 				}
 			}
 			r.End()
+			cpu.stop()
+			cpu.report()
 		})
 	}
 }
@@ -137,12 +214,14 @@ func BenchmarkLookupTrack(b *testing.B) {
 		b.Run(sz.name, func(b *testing.B) {
 			skipHeavy(b, sz.n)
 			tb := fullTable4(b, sz.n)
-			keys := randomKeys(sz.n, 1<<16)
+			keys := randomKeys(sz.n)
 			out := make([]Ref[Key4], MaxBatch)
 			r := tb.NewReader()
 			defer r.Close()
+			cpu := newCPUMeter(b)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu.start()
 			j := 0
 			now := Time(0)
 			for i := 0; i < b.N; i += MaxBatch {
@@ -155,6 +234,8 @@ func BenchmarkLookupTrack(b *testing.B) {
 				r.End()
 				j = (j + MaxBatch) & (len(keys) - 1)
 			}
+			cpu.stop()
+			cpu.report()
 		})
 	}
 }
@@ -217,6 +298,7 @@ func benchInsert(b *testing.B, batch bool) {
 				fill(sec, chunk)
 				sec += Time(time.Second)
 			}
+			cpu := newCPUMeter(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for done := 0; done < b.N; {
@@ -226,12 +308,15 @@ func benchInsert(b *testing.B, batch bool) {
 					b.Fatal("key space exhausted")
 				}
 				b.StartTimer()
+				cpu.start()
 				k := min(chunk, b.N-done)
 				fill(sec, k)
+				cpu.stop()
 				done += k
 				sec += Time(time.Second)
 			}
 			b.StopTimer()
+			cpu.report()
 			if live := tb.Stats().Live; live < (gens-1)*chunk || live > (gens+1)*chunk {
 				b.Fatalf("not steady: %d live", live)
 			}

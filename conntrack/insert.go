@@ -71,8 +71,10 @@ func (t *Table[K]) insert(f *Flow[K], st State, dl uint32, now Time, replace boo
 	var hr uint64
 	if f.HasReply {
 		hr = t.Hash(&f.Reply)
-		// Overlap the two home buckets' cache misses.
-		prefetch(addrOf(&t.buckets[hr&t.mask]))
+		if t.prefetch {
+			// Overlap the two home buckets' cache misses.
+			prefetch(addrOf(&t.buckets[hr&t.mask]))
+		}
 	}
 	if x := t.claim(&f.Orig, ho, now, replace, sh); x != nil {
 		sh.exists.Add(1)

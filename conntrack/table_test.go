@@ -18,6 +18,7 @@ func TestNewConfig(t *testing.T) {
 		{"negative", Config{MaxFlows: -1}, false},
 		{"too-big", Config{MaxFlows: MaxFlowsLimit + 1}, false},
 		{"negative-timeout", Config{MaxFlows: 1, Timeouts: Timeouts{UDP: -time.Second}}, false},
+		{"huge-timeout", Config{MaxFlows: 1, Timeouts: Timeouts{Established: 2 * maxTimeout}}, false},
 		{"one", Config{MaxFlows: 1}, true},
 		{"random-seed", Config{MaxFlows: 100}, true},
 	}
@@ -465,15 +466,17 @@ func TestKey6(t *testing.T) {
 	for i := range uint32(300) {
 		keys = append(keys, key6(i, 6), reply6(i, 6), key6(i+1000, 6))
 	}
-	out := make([]Ref[Key6], len(keys))
-	tb.LookupBatch(keys, out)
-	for i, k := range keys {
-		want := i%3 != 2
-		if (out[i].E != nil) != want {
-			t.Fatalf("key %d %v: %+v", i, k, out[i])
-		}
-		if want && (*out[i].E.key(out[i].Dir) != k || out[i].Dir != Dir(i%3)) {
-			t.Fatalf("key %d: wrong entry", i)
+	for _, pf := range []bool{true, false} {
+		out := make([]Ref[Key6], len(keys))
+		tb.lookupBatch(keys, out, pf)
+		for i, k := range keys {
+			want := i%3 != 2
+			if (out[i].E != nil) != want {
+				t.Fatalf("prefetch %v key %d %v: %+v", pf, i, k, out[i])
+			}
+			if want && (*out[i].E.key(out[i].Dir) != k || out[i].Dir != Dir(i%3)) {
+				t.Fatalf("prefetch %v key %d: wrong entry", pf, i)
+			}
 		}
 	}
 	checkIndex(t, tb)
@@ -534,10 +537,10 @@ func TestHashSpread(t *testing.T) {
 
 func TestPrefetchSafe(t *testing.T) {
 	// Prefetching any address, mapped or not, must not fault.
-	for _, a := range []uintptr{0, 1, 1 << 47, ^uintptr(0)} {
+	for _, a := range []uintptr{0, 1, ^uintptr(0) >> 17, ^uintptr(0)} {
 		prefetch(a)
 	}
-	addrs := []uintptr{0, 64, 1 << 40}
+	addrs := []uintptr{0, 64, ^uintptr(0) >> 24}
 	prefetchN(&addrs[0], len(addrs))
 	prefetchN(&addrs[0], 0)
 }
@@ -586,11 +589,13 @@ func TestLongProbeChain(t *testing.T) {
 	for i := range flows {
 		keys = append(keys, flows[i].Orig, absent[i].Orig) // a hit, and a miss that walks the chain
 	}
-	out := make([]Ref[Key4], len(keys))
-	tb.LookupBatch(keys, out)
-	for i := range keys {
-		if want := tb.Lookup(&keys[i]); out[i] != want || (i%2 == 0) != (want.E != nil) {
-			t.Fatalf("key %d: batch %+v lookup %+v", i, out[i], want)
+	for _, pf := range []bool{true, false} {
+		out := make([]Ref[Key4], len(keys))
+		tb.lookupBatch(keys, out, pf)
+		for i := range keys {
+			if want := tb.Lookup(&keys[i]); out[i] != want || (i%2 == 0) != (want.E != nil) {
+				t.Fatalf("prefetch %v key %d: batch %+v lookup %+v", pf, i, out[i], want)
+			}
 		}
 	}
 	r.End()
@@ -608,5 +613,49 @@ func TestLongProbeChain(t *testing.T) {
 	}
 	if c := countSlots(tb); c != 0 || overflowed(tb) != 0 {
 		t.Fatalf("%d slots, %d overflowed buckets left", c, overflowed(tb))
+	}
+}
+
+func TestEntryLines(t *testing.T) {
+	check := func(t *testing.T, w, ks, size uintptr, lines []uintptr) {
+		covered := func(a uintptr) bool {
+			for _, l := range lines {
+				if l/cacheLine == a/cacheLine {
+					return true
+				}
+			}
+			return false
+		}
+		for a := w; a < w+8; a++ {
+			if !covered(a) {
+				t.Fatalf("word byte %#x not prefetched", a)
+			}
+		}
+		for a := ks; a < ks+size; a++ {
+			if !covered(a) {
+				t.Fatalf("key byte %#x not prefetched", a)
+			}
+		}
+	}
+	t4 := newTable[Key4](t, Config{MaxFlows: 8})
+	for i := range t4.arena {
+		e := &t4.arena[i]
+		for _, d := range []Dir{DirOriginal, DirReply} {
+			var dst [3]uintptr
+			n := entryLines(dst[:], &e.word, e.key(d))
+			if n != 1 {
+				t.Fatalf("Key4 entry %d: %d lines, want 1 (entries are one aligned line)", i, n)
+			}
+			check(t, addrOf(&e.word), addrOf(e.key(d)), Key4Size, dst[:n])
+		}
+	}
+	t6 := newTable[Key6](t, Config{MaxFlows: 16})
+	for i := range t6.arena {
+		e := &t6.arena[i]
+		for _, d := range []Dir{DirOriginal, DirReply} {
+			var dst [3]uintptr
+			n := entryLines(dst[:], &e.word, e.key(d))
+			check(t, addrOf(&e.word), addrOf(e.key(d)), Key6Size, dst[:n])
+		}
 	}
 }

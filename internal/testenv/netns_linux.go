@@ -19,6 +19,7 @@ import (
 // Sockets belong to the namespace of the thread that creates them, so code
 // that must open a socket or look up an interface inside the namespace runs
 // in Do; sockets made there keep working from any goroutine afterwards.
+// The zero value is not usable: use NewNetNS.
 type NetNS struct {
 	name string
 }

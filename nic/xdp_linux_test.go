@@ -1,0 +1,414 @@
+package nic
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Privileged tests of the AF_XDP queue on a veth pair (xdp_lab_linux_test.go).
+
+// runReflector runs a reflector on x in its own goroutine, sleeping in
+// Wait when idle, until stop is closed; it then drains what Transmit had
+// refused and returns the reflector.
+func runReflector(x *XDP, shift int, stop <-chan struct{}) <-chan *reflector {
+	done := make(chan *reflector, 1)
+	go func() {
+		r := newReflector(x, shift)
+		for {
+			select {
+			case <-stop:
+				for len(r.out) > 0 {
+					r.step()
+				}
+				done <- r
+				return
+			default:
+			}
+			if r.step() == 0 && len(r.out) == 0 {
+				if err := x.Wait(20 * time.Millisecond); err != nil {
+					panic(err)
+				}
+			}
+		}
+	}()
+	return done
+}
+
+// readReplies reads datagrams on c until it has n distinct ones or the
+// deadline passes, and returns the set of payloads.
+func readReplies(t *testing.T, c *net.UDPConn, n int, deadline time.Time) map[string]bool {
+	t.Helper()
+	got := map[string]bool{}
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(deadline)
+	for len(got) < n {
+		k, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			break
+		}
+		if from.Addr() != labAddr || from.Port() != labPort {
+			t.Errorf("reply from %v", from)
+		}
+		got[string(buf[:k])] = true
+	}
+	return got
+}
+
+func TestXDPReflect(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		cfg   XDPConfig
+		want  int // frame offset in its chunk
+		burst int
+	}{
+		{"defaults", XDPConfig{}, 256, 100},
+		{"headroom 320 in 4k frames", XDPConfig{Headroom: 320, FrameSize: 4096, Frames: 1024}, 320, 100},
+		{"small rings", XDPConfig{Frames: 64, FillSize: 32, RxSize: 32, TxSize: 32, CompSize: 32}, 256, 16},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newXSKLab(t)
+			x := l.open(c.cfg)
+			if x.Mode() != ModeCopy || x.Headroom() != c.want {
+				t.Fatalf("mode %v headroom %d, want copy and %d", x.Mode(), x.Headroom(), c.want)
+			}
+			udp := l.peerUDP(40000)
+			stop := make(chan struct{})
+			done := runReflector(x, 20, stop)
+			defer func() {
+				select {
+				case <-stop:
+				default:
+					close(stop)
+					<-done
+				}
+			}()
+
+			const n = 300
+			got := map[string]bool{}
+			for i := 0; i < n; {
+				// Closed loop: a burst no bigger than the fill ring, then
+				// its replies, so the test never outruns a small ring.
+				burst := min(c.burst, n-i)
+				for j := range burst {
+					if err := l.send(l.frame(40000, i+j, 0)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for p := range readReplies(t, udp, burst, time.Now().Add(3*time.Second)) {
+					got[p] = true
+				}
+				i += burst
+			}
+			close(stop)
+			r := <-done
+			if len(got) != n {
+				t.Errorf("peer got %d of %d reflected datagrams", len(got), n)
+			}
+			for i := range n {
+				if p := fmt.Sprintf("culvert %06d", i); !got[p] {
+					t.Errorf("no reply %q", p)
+					break
+				}
+			}
+			// Every received frame sat behind the headroom: the reflector
+			// moved odd frames 20 bytes back into it, and those arrived too.
+			if r.n < n {
+				t.Errorf("reflector saw %d lab frames", r.n)
+			}
+			x.Wait(0) // reap the last completions
+			s, err := x.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Transmitted < n || s.Completed != s.Transmitted || s.Received < n || s.TXKicks == 0 ||
+				s.Stray != 0 || s.Kernel.TxInvalidDescs != 0 || s.Kernel.RxInvalidDescs != 0 || s.Kernel.RxDropped != 0 {
+				t.Errorf("stats %+v", s)
+			}
+			if own := x.port.owners(); own[frameHeld] != 0 || own[frameTX] != 0 {
+				t.Errorf("chunks still out after the run: %v", own)
+			}
+			t.Logf("stats: rx %d tx %d kicks %d errors %v fill-empty %d waits %d kernel %+v",
+				s.Received, s.Transmitted, s.TXKicks, s.TXErrors, s.FillRingEmpty, s.Waits, s.Kernel)
+		})
+	}
+}
+
+func TestXDPFrameOffset(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{Headroom: 300})
+	if err := l.send(l.frame(40000, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Wait(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	d := make([]Desc, 4)
+	n := x.Receive(d)
+	if n != 1 {
+		t.Fatalf("received %d", n)
+	}
+	if off := int(d[0].Addr) & (x.ChunkSize() - 1); off != 300 || x.Headroom() != 300 {
+		t.Errorf("frame at offset %d, Headroom() %d, want 300", off, x.Headroom())
+	}
+	f := x.UMEM()[d[0].Addr : d[0].Addr+uint64(d[0].Len)]
+	if !isLabUDP(f) || !strings.HasPrefix(string(f[42:]), "culvert 000001") {
+		t.Errorf("frame %x", f)
+	}
+	x.Release(d[:n])
+}
+
+func TestXDPZeroCopyFallback(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{ZeroCopy: true})
+	// veth has no zero-copy support: the bind falls back and says why.
+	if x.Mode() != ModeCopy || x.ZeroCopyError() == nil {
+		t.Fatalf("mode %v, zero-copy error %v", x.Mode(), x.ZeroCopyError())
+	}
+	t.Logf("zero-copy refused: %v", x.ZeroCopyError())
+	udp := l.peerUDP(40001)
+	stop := make(chan struct{})
+	done := runReflector(x, 0, stop)
+	l.send(l.frame(40001, 7, 0))
+	got := readReplies(t, udp, 1, time.Now().Add(3*time.Second))
+	close(stop)
+	<-done
+	if len(got) != 1 {
+		t.Fatal("no reply through the fallen-back socket")
+	}
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestXDPWaitSleeps: with no traffic Wait sleeps for its timeout without
+// using the CPU. A busy-polling loop over the same time is the control:
+// it must use most of a CPU, or the measurement shows nothing.
+func TestXDPWaitSleeps(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{})
+	// The peer's IPv6 autoconfiguration can still send a frame or two;
+	// drain them so the wait starts idle.
+	d := make([]Desc, 64)
+	for x.Wait(50*time.Millisecond) == nil {
+		n := x.Receive(d)
+		if n == 0 {
+			break
+		}
+		x.Release(d[:n])
+	}
+
+	const wait = 400 * time.Millisecond
+	c0, t0 := cpuTime(t), time.Now()
+	if err := x.Wait(wait); err != nil {
+		t.Fatal(err)
+	}
+	cpu, wall := cpuTime(t)-c0, time.Since(t0)
+	if n := x.Receive(d); n > 0 {
+		t.Skipf("traffic arrived during the wait (%d frames); measurement void", n)
+	}
+	if wall < wait {
+		t.Errorf("Wait returned after %v, before its %v timeout", wall, wait)
+	}
+	c0, t0 = cpuTime(t), time.Now()
+	for time.Since(t0) < 200*time.Millisecond {
+		x.Release(d[:x.Receive(d)])
+	}
+	spin := cpuTime(t) - c0
+	t.Logf("Wait(%v): %v wall, %v CPU; busy poll 200ms: %v CPU", wait, wall, cpu, spin)
+	if cpu > wait/20 {
+		t.Errorf("Wait used %v of CPU in %v", cpu, wall)
+	}
+	if spin < 100*time.Millisecond {
+		t.Errorf("control: busy polling used only %v CPU in 200ms", spin)
+	}
+}
+
+// TestXDPWaitWakes: a Wait with a long timeout returns soon after a frame
+// arrives.
+func TestXDPWaitWakes(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{})
+	d := make([]Desc, 64)
+	for x.Wait(50*time.Millisecond) == nil {
+		n := x.Receive(d)
+		if n == 0 {
+			break
+		}
+		x.Release(d[:n])
+	}
+	const delay = 100 * time.Millisecond
+	go func() {
+		time.Sleep(delay)
+		l.send(l.frame(40000, 1, 0))
+	}()
+	t0 := time.Now()
+	if err := x.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(t0)
+	n := x.Receive(d)
+	x.Release(d[:n])
+	t.Logf("woke after %v with %d frames", took, n)
+	if n == 0 || took > delay+500*time.Millisecond {
+		t.Errorf("Wait returned after %v with %d frames; the frame was sent after %v", took, n, delay)
+	}
+}
+
+// TestXDPLinkDown: sendto fails with ENETDOWN while the link is down;
+// Transmit counts it and keeps the frames on the ring, and they go out
+// once the link is back.
+func TestXDPLinkDown(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{})
+	for i := range 4 {
+		l.send(l.frame(40000, i, 0))
+	}
+	d := make([]Desc, 64)
+	n := 0
+	for deadline := time.Now().Add(2 * time.Second); n < 4 && time.Now().Before(deadline); {
+		x.Wait(100 * time.Millisecond)
+		k := x.Receive(d[n:])
+		for _, y := range d[n : n+k] {
+			if isLabUDP(x.UMEM()[y.Addr : y.Addr+uint64(y.Len)]) {
+				d[n] = y
+				n++
+			} else {
+				x.Release([]Desc{y})
+			}
+		}
+	}
+	if n != 4 {
+		t.Fatalf("received %d", n)
+	}
+	l.ns.MustExec(t, "ip", "link", "set", labIface, "down")
+	if got := x.Transmit(d[:n]); got != n {
+		t.Fatalf("Transmit took %d of %d with the link down", got, n)
+	}
+	s, _ := x.Stats()
+	if s.TXErrors[TXErrNetDown] == 0 || s.Completed != 0 {
+		t.Fatalf("link down: errors %v completed %d", s.TXErrors, s.Completed)
+	}
+	l.ns.MustExec(t, "ip", "link", "set", labIface, "up")
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		x.Wait(50 * time.Millisecond)
+		x.Release(d[:x.Receive(d)])
+		if s, _ = x.Stats(); s.Completed == uint64(n) {
+			break
+		}
+	}
+	if s.Completed != uint64(n) {
+		t.Fatalf("after link up: %+v", s)
+	}
+	if own := x.port.owners(); own[frameTX] != 0 || own[frameHeld] != 0 {
+		t.Fatalf("owners %v", own)
+	}
+}
+
+func TestXDPNoAllocs(t *testing.T) {
+	l := newXSKLab(t)
+	x := l.open(XDPConfig{})
+	d := make([]Desc, 64)
+	frame := l.frame(40000, 0, 0)
+	for _, c := range []struct {
+		name string
+		give func([]Desc)
+	}{
+		{"Transmit", func(d []Desc) { x.Transmit(d) }},
+		{"Release", x.Release},
+		{"Pass", x.Pass},
+		{"Wait(0)", func(d []Desc) { x.Release(d); x.Wait(0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := testing.AllocsPerRun(50, func() {
+				l.send(frame) // outside the queue; a raw sendto with a reused sockaddr would not allocate either
+				c.give(d[:x.Receive(d)])
+			})
+			// l.send allocates its sockaddr (x/sys/unix): measure it alone.
+			base := testing.AllocsPerRun(50, func() { l.send(frame) })
+			if a-base != 0 {
+				t.Fatalf("%v allocations per round beyond the sender's %v", a, base)
+			}
+		})
+	}
+}
+
+func TestXDPClose(t *testing.T) {
+	l := newXSKLab(t)
+	var x *XDP
+	if err := l.ns.Do(func() (err error) { x, err = OpenXDP(XDPConfig{Iface: labIface}); return }); err != nil {
+		t.Fatal(err)
+	}
+	if x.FD() < 0 {
+		t.Fatal("no fd")
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if x.FD() != -1 || x.UMEM() != nil {
+		t.Fatalf("after Close: fd %d, umem %d bytes", x.FD(), len(x.UMEM()))
+	}
+	if _, err := x.Stats(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Stats after Close: %v", err)
+	}
+	if err := x.Wait(time.Millisecond); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Wait after Close: %v", err)
+	}
+}
+
+func TestOpenXDPErrors(t *testing.T) {
+	l := newXSKLab(t)
+	for _, c := range []struct {
+		name string
+		cfg  XDPConfig
+		want string
+	}{
+		{"no such interface", XDPConfig{Iface: "nosuch0"}, "nosuch0"},
+		{"queue beyond the device", XDPConfig{Iface: labIface, QueueID: 7}, "bind"},
+		{"invalid config", XDPConfig{Iface: labIface, FrameSize: 1000}, "frame size"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := l.ns.Do(func() error {
+				x, err := OpenXDP(c.cfg)
+				if err == nil {
+					x.Close()
+				}
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one about %q", err, c.want)
+			}
+		})
+	}
+	// A second socket on a bound queue is refused, and the first keeps
+	// working.
+	x := l.open(XDPConfig{})
+	err := l.ns.Do(func() error {
+		y, err := OpenXDP(XDPConfig{Iface: labIface})
+		if err == nil {
+			y.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatal("second socket on queue 0 bound")
+	}
+	t.Logf("second socket on queue 0: %v", err)
+	if _, err := x.Stats(); err != nil {
+		t.Fatal(err)
+	}
+}
