@@ -29,9 +29,9 @@ usage:
   culvert run --config FILE      run the appliance (root: AF_XDP, XDP)
   culvert check-config FILE      validate a configuration file
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
-  culvert demo [flags]   run the built-in default configuration in the in-memory
-                         virtual lab and print how traffic spread over the backends
-  culvert version        print the version
+  culvert demo [flags]           run the built-in default on a namespace lab (root; else
+                                 in memory) and print how traffic spread over the backends
+  culvert version                print the version
 
 Run "culvert COMMAND --help" for a command's flags.
 `
@@ -77,10 +77,18 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 func demo(ctx context.Context, args []string) error {
 	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
 	mode := fs.String("mode", "all", "forwarding mode: nat, dsr, ipip or all")
-	conns := fs.Int("conns", 3000, "TCP connections per mode (each: handshake, request, response, close)")
-	dgrams := fs.Int("datagrams", 1000, "UDP echo datagrams per mode")
+	conns := fs.Int("conns", 0, "TCP connections per mode (each: handshake, request, response, close); default 300 on the lab, 3000 in memory")
+	dgrams := fs.Int("datagrams", 0, "UDP echo datagrams per mode; default 100 on the lab, 1000 in memory")
+	memory := fs.Bool("memory", false, "use the in-memory virtual lab even as root")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	onLab := os.Geteuid() == 0 && !*memory
+	if *conns == 0 {
+		*conns = map[bool]int{true: 300, false: 3000}[onLab]
+	}
+	if *dgrams == 0 {
+		*dgrams = map[bool]int{true: 100, false: 1000}[onLab]
 	}
 	if *conns < 0 || *conns > 1_000_000 || *dgrams < 0 || *dgrams > 1_000_000 {
 		return errors.New("demo: --conns and --datagrams must be within 0..1000000")
@@ -89,7 +97,10 @@ func demo(ctx context.Context, args []string) error {
 	if *mode == "all" {
 		modes = []string{"nat", "dsr", "ipip"}
 	}
-	fmt.Println("culvert demo: in-memory virtual lab")
+	if onLab {
+		return labDemo(ctx, modes, *conns, *dgrams)
+	}
+	fmt.Println("culvert demo: in-memory virtual lab (not root, or --memory: no namespaces, no AF_XDP)")
 	fmt.Println("  client hosts 198.19.0.10-209 -> VIP 198.18.1.1 (tcp/80 web, udp/7 echo) -> backends 198.18.0.11-13, weights 1:1:2")
 	fmt.Println("  every frame goes through the real dataplane; simulated hosts verify every checksum from scratch")
 	fmt.Println()
