@@ -58,6 +58,16 @@ func startLab(ctx context.Context, mode, exe string, env []string) (*labRun, err
 	if len(spec.Services[0].Backends) != len(l.Backends) {
 		return nil, fmt.Errorf("lab has %d backends, the default config %d", len(l.Backends), len(spec.Services[0].Backends))
 	}
+	// TLS passthrough: the backends terminate HTTPS themselves.
+	tls := spec.Services[0]
+	tls.Name, tls.Port = "tls", 443
+	tls.Backends = append([]appliance.BackendSpec(nil), tls.Backends...)
+	for i := range tls.Backends {
+		if mode == "nat" {
+			tls.Backends[i].Port = 443
+		}
+	}
+	spec.Services = append(spec.Services, tls)
 	for si := range spec.Services {
 		for i, b := range l.Backends {
 			spec.Services[si].Backends[i].Address = b.Addr
