@@ -41,7 +41,7 @@ fuzz:
 		dataplane:FuzzDecode dataplane:FuzzPipeline \
 		conntrack:FuzzTable nat:FuzzRewrite nat:FuzzPortPool \
 		dataplane/sched:FuzzFlowHash dataplane/sched:FuzzNewMaglev \
-		appliance:FuzzParse; do \
+		appliance:FuzzParse nic:FuzzXSKPort; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/dev/null || \
@@ -53,6 +53,11 @@ bench-core:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dataplane/ ./conntrack/ ./dataplane/sched/ ./nat/ ./internal/header/
 
 bench: bench-core
+
+# AF_XDP queue against asavie/xdp's Socket on a veth (root): the figures
+# behind replacing its rings (see nic/xdp_asavie_linux_test.go).
+bench-asavie:
+	$(GO) test -tags asavie -run '^$$' -bench 'AsavieGetDescs|TransmitNothing|XDPReflect' -benchmem ./nic/
 
 demo: build
 	./bin/culvert demo

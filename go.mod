@@ -11,3 +11,5 @@ require (
 	go.yaml.in/yaml/v3 v3.0.4
 	golang.org/x/sys v0.43.0
 )
+
+require github.com/asavie/xdp v0.3.3

@@ -45,6 +45,16 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	}
 	ifc := spec.Interfaces[0]
 	nq := max(ifc.Queues, 1)
+	if spec.MTU == 0 {
+		// IP-in-IP needs the real link MTU to know what fits.
+		mtu, err := linkMTU(ifc.Name)
+		if err != nil {
+			return nil, err
+		}
+		s := *spec
+		s.MTU = mtu
+		spec = &s
+	}
 	d := &Daemon{log: log.With("component", "appliance"), spec: spec, builder: NewBuilder(), macs: map[netip.Addr]header.MAC{}, errs: make(chan error, nq+2)}
 	ok := false
 	defer func() {

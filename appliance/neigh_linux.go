@@ -66,3 +66,12 @@ func linkMAC(name string) (header.MAC, error) {
 	}
 	return header.MAC(hw), nil
 }
+
+// linkMTU returns an interface's MTU.
+func linkMTU(name string) (int, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return l.Attrs().MTU, nil
+}

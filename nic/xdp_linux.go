@@ -287,7 +287,9 @@ func (x *XDP) Receive(d []Desc) int { return x.port.Receive(d) }
 
 // Transmit implements Queue. A descriptor may start anywhere in its chunk
 // (in the headroom, after encapsulation), as long as it ends inside it. Its
-// Options are ignored. See xskPort.Transmit for kicks and errors.
+// Options are ignored. The chunk is Addr &^ (ChunkSize-1), so a frame grown
+// by more than Headroom would name the chunk before its own: the worker must
+// stay within Headroom. See xskPort.Transmit for kicks and errors.
 func (x *XDP) Transmit(d []Desc) int { return x.port.Transmit(d) }
 
 // Pass implements Queue. An AF_XDP socket cannot hand a frame to the

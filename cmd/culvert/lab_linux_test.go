@@ -6,11 +6,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/culvert-lb/culvert/appliance"
+	"github.com/culvert-lb/culvert/bench/lab"
 	"github.com/culvert-lb/culvert/internal/testenv"
 )
 
 // labForTest starts mode's lab with this test binary as the daemon.
 func labForTest(t *testing.T, mode string) *labRun {
+	t.Helper()
+	return labForTestWith(t, mode, lab.Options{})
+}
+
+func labForTestWith(t *testing.T, mode string, opt lab.Options, edit ...func(*appliance.Spec)) *labRun {
 	t.Helper()
 	testenv.RequireRoot(t)
 	exe, err := os.Executable()
@@ -19,7 +26,11 @@ func labForTest(t *testing.T, mode string) *labRun {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	r, err := startLab(ctx, mode, exe, []string{"CULVERT_TEST_AS_MAIN=1"})
+	var fn func(*appliance.Spec)
+	if len(edit) > 0 {
+		fn = edit[0]
+	}
+	r, err := startLabWith(ctx, mode, opt, exe, []string{"CULVERT_TEST_AS_MAIN=1"}, fn)
 	if err != nil {
 		t.Fatal(err)
 	}

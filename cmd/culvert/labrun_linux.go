@@ -38,7 +38,14 @@ type labRun struct {
 // startLab brings up a one-armed lab for mode and starts `exe run` in the
 // appliance's namespace. env is added to the children's environment.
 func startLab(ctx context.Context, mode, exe string, env []string) (*labRun, error) {
-	l, err := lab.Up(ctx, lab.Options{DSR: mode != "nat"})
+	return startLabWith(ctx, mode, lab.Options{}, exe, env, nil)
+}
+
+// startLabWith is startLab on a lab made with opt (DSR is set from mode).
+// edit, when not nil, changes the appliance's configuration before start.
+func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string, env []string, edit func(*appliance.Spec)) (*labRun, error) {
+	opt.DSR = mode != "nat"
+	l, err := lab.Up(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +79,9 @@ func startLab(ctx context.Context, mode, exe string, env []string) (*labRun, err
 		for i, b := range l.Backends {
 			spec.Services[si].Backends[i].Address = b.Addr
 		}
+	}
+	if edit != nil {
+		edit(&spec)
 	}
 	cfg, err := appliance.Marshal(&spec)
 	if err != nil {
