@@ -59,8 +59,9 @@
 //     and tx queues each: native XDP on a veth needs at least as many rx
 //     queues as its peer has tx queues. Other veths have one.
 //   - Backend-side links (server and routed segments, the appliance's
-//     server side) have an MTU of at least 1520, ClientMTU+20, so that IPIP
-//     (a 20-byte outer header) can carry a full-size client packet.
+//     server side) have an MTU of at least 1520, and of at least
+//     ClientMTU+20, so that IPIP (a 20-byte outer header) can carry a
+//     full-size client packet.
 //   - Each namespace: ip_local_port_range 1024-65535 and tcp_tw_reuse=1 for
 //     the many short connections of a load run; rp_filter off, since DSR
 //     and IPIP deliver packets whose source the receiving interface would

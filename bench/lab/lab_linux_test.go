@@ -542,8 +542,8 @@ func TestHost(t *testing.T) {
 
 	t.Run("Do", func(t *testing.T) {
 		// The caller's thread never moves; fn's thread is in the host.
-		runtime_LockOSThread()
-		defer runtime_UnlockOSThread()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		before, _ := threadNS()
 		for i := 0; i < 20; i++ {
 			var in uint64
@@ -729,9 +729,6 @@ func TestOffloads(t *testing.T) {
 		t.Error(err)
 	}
 }
-
-func runtime_LockOSThread()   { runtime.LockOSThread() }
-func runtime_UnlockOSThread() { runtime.UnlockOSThread() }
 
 // BenchmarkDo measures a round trip into a namespace and back.
 func BenchmarkDo(b *testing.B) {
