@@ -86,3 +86,10 @@ func TestMarshalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleConfig keeps docs/culvert.yaml valid.
+func TestExampleConfig(t *testing.T) {
+	if _, err := LoadFile("../docs/culvert.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
