@@ -51,7 +51,10 @@ func (t *Table[K]) pop(sh *shard) (uint32, bool) {
 		next := wordLink(t.arena[top-1].word.Load())
 		if sh.head.CompareAndSwap(h, (h>>32+1)<<32|uint64(next)) {
 			if next != 0 && t.prefetch {
-				// The next insert will write this entry: start its miss now.
+				// The next insert from this shard writes this entry:
+				// start its cache miss now (BenchmarkInsert/1M went from
+				// about 370 to 255 ns with this and the reply-bucket
+				// prefetch in insert).
 				prefetch(addrOf(&t.arena[next-1]))
 			}
 			return top - 1, true

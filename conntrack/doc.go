@@ -30,8 +30,8 @@
 //
 // All memory is allocated by New and never grows: an arena of MaxFlows
 // entries, an index of 64-byte buckets, and up to 64 shards. The arena
-// and the index are aligned to a cache line and, on Linux, advised to use
-// transparent huge pages.
+// and the index are aligned to a cache line (and, with Config.HugePages,
+// advised to use transparent huge pages).
 //
 // An Entry is the state word followed by the Flow. For IPv4 it is exactly
 // one cache line:

@@ -77,6 +77,12 @@ func FuzzTable(f *testing.F) {
 		tmo := DefaultTimeouts().byState()
 		now := Time(0)
 		flags := []uint8{FlagSYN, FlagSYN | FlagACK, FlagACK, FlagFIN | FlagACK, FlagRST, 0}
+		var allKeys []Key4
+		for b := range 32 {
+			fl, _ := fuzzFlow(byte(b))
+			allKeys = append(allKeys, fl.Orig, fl.Reply)
+		}
+		batchOut := make([]Ref[Key4], len(allKeys))
 
 		for len(ops) >= 2 {
 			op, arg := ops[0]%6, ops[1]
@@ -249,6 +255,16 @@ func FuzzTable(f *testing.F) {
 						m.flows[fl.Reply] = x
 					}
 					m.inUse++
+				}
+			}
+			// Batched lookups of every key the ops can produce agree with
+			// single lookups (with and without prefetching).
+			for _, pf := range []bool{true, false} {
+				tb.lookupBatch(allKeys, batchOut, pf)
+				for j := range allKeys {
+					if batchOut[j] != tb.Lookup(&allKeys[j]) {
+						t.Fatalf("LookupBatch (prefetch %v) %v differs from Lookup", pf, allKeys[j])
+					}
 				}
 			}
 			r.End()

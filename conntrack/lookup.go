@@ -49,8 +49,14 @@ func (t *Table[K]) lookupHash(k *K, h uint64) Ref[K] {
 // sequence (prefetched in pass 2), so that the few percent of keys
 // stored there do not each cost two serialized misses.
 //
-// Tables small enough to stay in cache (under 8 MiB of index and arena,
-// about 75k IPv4 flows) skip the prefetches, which would only cost time.
+// Measured on the 2-core EPYC test VM (BenchmarkLookupBatch, full IPv4
+// NAT table, random keys, thread CPU per key, five runs under varying
+// load): 1M flows 45-54 ns with prefetching, 90-104 ns without; 10M flows
+// 53-83 ns with, 128-175 ns without; a one-key Lookup at 10M costs
+// 205-296 ns. Tables small enough to stay in cache (under 8 MiB of index
+// and arena, about 75k IPv4 flows) skip the prefetches, which would only
+// cost time (10k flows: 26-29 ns without, 29-33 ns with).
+//
 // It allocates nothing (its scratch arrays live on the stack).
 func (t *Table[K]) LookupBatch(keys []K, out []Ref[K]) {
 	t.lookupBatch(keys, out, t.prefetch)

@@ -21,6 +21,7 @@ func TestNewConfig(t *testing.T) {
 		{"huge-timeout", Config{MaxFlows: 1, Timeouts: Timeouts{Established: 2 * maxTimeout}}, false},
 		{"one", Config{MaxFlows: 1}, true},
 		{"random-seed", Config{MaxFlows: 100}, true},
+		{"huge-pages", Config{MaxFlows: 100_000, HugePages: true}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
