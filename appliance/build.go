@@ -10,14 +10,30 @@ import (
 )
 
 // Links are the link-layer facts a Spec does not hold: the appliance's own
-// MAC, the next hop toward clients, and the next hop toward each backend.
-// The AF_XDP appliance learns them from the kernel's neighbour table.
+// MAC on each dataplane interface, the next hop toward clients, and the
+// next hop toward each backend with the interface it is reached through.
+// The AF_XDP appliance learns them from its interfaces and the kernel's
+// routing and neighbour tables. The zero Links is one-armed with nothing
+// resolved.
 type Links struct {
+	// Self is the appliance's MAC on its one interface (one-armed), or on
+	// Interfaces[0].
 	Self    header.MAC
 	Gateway header.MAC
 	// Backend returns the next-hop MAC for a backend address; nil or a zero
 	// MAC means unresolved.
 	Backend func(netip.Addr) header.MAC
+
+	// Interfaces are the dataplane links in Spec.Interfaces order: each
+	// one's own MAC and MTU (zero: Spec.MTU). Empty means one-armed: one
+	// link, with MAC Self.
+	Interfaces []dataplane.Link
+	// ClientLink is the index in Interfaces of the link toward clients,
+	// where Gateway is.
+	ClientLink uint8
+	// BackendLink returns the index in Interfaces of the link a backend
+	// address is reached through; nil means link 0.
+	BackendLink func(netip.Addr) uint8
 }
 
 type backendKey struct {
@@ -56,7 +72,12 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 	nbk := cloneMap(b.backends)
 	nsk := cloneMap(b.services)
 	nb, ns := b.nb, b.ns
-	c := &dataplane.Config{MAC: l.Self, Gateway: l.Gateway, MTU: s.MTU, MaglevSize: s.MaglevSize, HashKey: key, AnswerVIPs: true}
+	c := &dataplane.Config{MAC: l.Self, Gateway: l.Gateway, MTU: s.MTU, MaglevSize: s.MaglevSize, HashKey: key, AnswerVIPs: true,
+		ClientLink: l.ClientLink}
+	if len(l.Interfaces) > 0 {
+		c.Links = append([]dataplane.Link(nil), l.Interfaces...)
+		c.MAC = l.Interfaces[0].MAC
+	}
 	for _, a := range s.LocalAddrs {
 		c.LocalAddrs = append(c.LocalAddrs, a.As4())
 	}
@@ -121,6 +142,9 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 		be := dataplane.Backend{Addr: k.addr.As4(), Port: k.port, Removed: !usedB[id]}
 		if l.Backend != nil && !be.Removed {
 			be.MAC = l.Backend(k.addr)
+		}
+		if l.BackendLink != nil && !be.Removed {
+			be.Link = l.BackendLink(k.addr)
 		}
 		c.Backends[id] = be
 	}

@@ -20,6 +20,7 @@ type fileSpec struct {
 	Interfaces []struct {
 		Name   string `yaml:"name,omitempty"`
 		Queues int    `yaml:"queues"`
+		Role   string `yaml:"role,omitempty"`
 	} `yaml:"interfaces"`
 	Gateway     string   `yaml:"gateway,omitempty"`
 	MaxFlows    int      `yaml:"max_flows,omitempty"`
@@ -240,7 +241,7 @@ func (f *fileSpec) spec() (*Spec, []error) {
 		MaglevSize:  f.MaglevSize,
 	}
 	for _, i := range f.Interfaces {
-		s.Interfaces = append(s.Interfaces, InterfaceSpec{Name: i.Name, Queues: i.Queues})
+		s.Interfaces = append(s.Interfaces, InterfaceSpec{Name: i.Name, Queues: i.Queues, Role: i.Role})
 	}
 	for i, a := range f.LocalAddrs {
 		s.LocalAddrs = append(s.LocalAddrs, addr(fmt.Sprintf("local_addrs[%d]", i), a, &errs))
@@ -290,7 +291,8 @@ func Marshal(s *Spec) ([]byte, error) {
 		f.Interfaces = append(f.Interfaces, struct {
 			Name   string `yaml:"name,omitempty"`
 			Queues int    `yaml:"queues"`
-		}{i.Name, i.Queues})
+			Role   string `yaml:"role,omitempty"`
+		}{i.Name, i.Queues, i.Role})
 	}
 	str := func(a netip.Addr) string {
 		if !a.IsValid() {

@@ -7,97 +7,144 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/internal/header"
 	"github.com/culvert-lb/culvert/nic"
 )
 
-// Daemon is a running appliance: AF_XDP queues on one interface, the
-// steering program, one pinned worker per queue, the sweeper, and a
-// neighbour watcher that keeps next-hop MACs fresh.
+// Daemon is a running appliance: on each dataplane interface (one
+// one-armed, two two-armed) the steering program and one AF_XDP queue per
+// NIC queue; one pinned worker per queue index, polling queue i of every
+// interface; the sweeper; and a neighbour watcher that keeps next-hop MACs,
+// and the interface each next hop is on, fresh.
 type Daemon struct {
 	log     *slog.Logger
 	spec    *Spec
 	dp      *dataplane.Dataplane
-	steer   *nic.Steering
-	queues  []*nic.XDP
+	ifaces  []*dataplaneIface // in Spec.Interfaces order: index = dataplane link
+	byIndex map[int]uint8     // kernel interface index -> dataplane link
+	client  uint8             // link toward clients
 	builder *Builder
 	links   Links
 	neigh   neighbors
-	macs    map[netip.Addr]header.MAC
+	hops    map[netip.Addr]nextHop // resolved next hops of the gateway and the backends
+	offside map[netip.Addr]bool    // addresses routed out of no usable dataplane interface (logged once)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   chan error
 }
 
-// Start brings the appliance up on the spec's interface. Only one-armed
-// operation (one interface) is supported so far.
+// dataplaneIface is one interface the dataplane runs on.
+type dataplaneIface struct {
+	name   string
+	index  int // kernel interface index
+	mac    header.MAC
+	mtu    int
+	steer  *nic.Steering
+	queues []*nic.XDP
+}
+
+// nextHop is where frames for an address go: the next hop's MAC and the
+// dataplane link it is on.
+type nextHop struct {
+	mac  header.MAC
+	link uint8
+}
+
+// Start brings the appliance up on the spec's interfaces: one (one-armed)
+// or two (two-armed: Role "client" toward the clients and the gateway,
+// "server" toward the backends), each with the same number of queues.
+// Each backend is reached through the interface the kernel's route to it
+// leaves by.
 func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	if len(spec.Interfaces) != 1 {
-		return nil, errors.New("appliance: exactly one interface is supported (one-armed); two-armed is not built yet")
+	if len(spec.Interfaces) == 0 {
+		return nil, errors.New("appliance: no interface: list one (one-armed) or two (two-armed, with roles client and server)")
 	}
-	ifc := spec.Interfaces[0]
-	nq := max(ifc.Queues, 1)
-	if spec.MTU == 0 {
-		// IP-in-IP needs the real link MTU to know what fits.
-		mtu, err := linkMTU(ifc.Name)
-		if err != nil {
-			return nil, err
-		}
-		s := *spec
-		s.MTU = mtu
-		spec = &s
+	nq := max(spec.Interfaces[0].Queues, 1)
+	d := &Daemon{
+		log:     log.With("component", "appliance"),
+		spec:    spec,
+		builder: NewBuilder(),
+		byIndex: map[int]uint8{},
+		client:  uint8(spec.clientInterface()),
+		hops:    map[netip.Addr]nextHop{},
+		offside: map[netip.Addr]bool{},
+		errs:    make(chan error, nq+2),
 	}
-	d := &Daemon{log: log.With("component", "appliance"), spec: spec, builder: NewBuilder(), macs: map[netip.Addr]header.MAC{}, errs: make(chan error, nq+2)}
 	ok := false
 	defer func() {
 		if !ok {
 			d.close()
 		}
 	}()
-	self, err := linkMAC(ifc.Name)
-	if err != nil {
-		return nil, err
+	var links []dataplane.Link
+	for i, is := range spec.Interfaces {
+		ifc, err := openIface(is.Name)
+		if err != nil {
+			return nil, err
+		}
+		d.ifaces = append(d.ifaces, ifc)
+		d.byIndex[ifc.index] = uint8(i)
+		l := dataplane.Link{MAC: ifc.mac}
+		if spec.MTU == 0 {
+			// IP-in-IP needs the real link MTU to know what fits.
+			l.MTU = ifc.mtu
+		}
+		links = append(links, l)
 	}
-	d.links = Links{Self: self, Backend: d.mac}
+	d.links = Links{Self: d.ifaces[0].mac, Backend: d.mac, Interfaces: links, ClientLink: d.client, BackendLink: d.backendLink}
 	maxFlows := spec.MaxFlows
 	if maxFlows == 0 {
 		maxFlows = 1 << 20
 	}
-	if d.dp, err = dataplane.New(dataplane.Options{Workers: nq, MaxFlows: maxFlows}); err != nil {
+	var err error
+	if d.dp, err = dataplane.New(dataplane.Options{Workers: nq, Links: len(d.ifaces), MaxFlows: maxFlows}); err != nil {
 		return nil, err
 	}
-	if d.steer, err = nic.NewSteering(ifc.Name, nq); err != nil {
-		return nil, fmt.Errorf("steering on %s: %w", ifc.Name, err)
+	for _, ifc := range d.ifaces {
+		if ifc.steer, err = nic.NewSteering(ifc.name, nq); err != nil {
+			return nil, fmt.Errorf("steering on %s: %w", ifc.name, err)
+		}
+		for q := 0; q < nq; q++ {
+			x, err := nic.OpenXDP(nic.XDPConfig{Iface: ifc.name, QueueID: q, ZeroCopy: true})
+			if err != nil {
+				return nil, fmt.Errorf("%s queue %d: %w", ifc.name, q, err)
+			}
+			ifc.queues = append(ifc.queues, x)
+			if err := ifc.steer.SetSocket(q, x.FD()); err != nil {
+				return nil, err
+			}
+			d.log.Info("queue open", "iface", ifc.name, "queue", q, "mode", x.Mode())
+		}
 	}
 	var workers []*dataplane.Worker
 	for q := 0; q < nq; q++ {
-		x, err := nic.OpenXDP(nic.XDPConfig{Iface: ifc.Name, QueueID: q, ZeroCopy: true})
-		if err != nil {
-			return nil, fmt.Errorf("%s queue %d: %w", ifc.Name, q, err)
+		qs := make([]nic.Queue, len(d.ifaces))
+		for i, ifc := range d.ifaces {
+			qs[i] = ifc.queues[q]
 		}
-		d.queues = append(d.queues, x)
-		if err := d.steer.SetSocket(q, x.FD()); err != nil {
-			return nil, err
-		}
-		w, err := d.dp.NewWorker(q, x)
+		w, err := d.dp.NewWorker(q, qs...)
 		if err != nil {
 			return nil, err
 		}
 		workers = append(workers, w)
-		d.log.Info("queue open", "iface", ifc.Name, "queue", q, "mode", x.Mode())
 	}
 	if err := d.apply(); err != nil {
 		return nil, err
 	}
-	d.log.Info("steering attached", "iface", ifc.Name, "mode", d.steer.Mode())
+	for i, ifc := range d.ifaces {
+		d.log.Info("steering attached", "iface", ifc.name, "mode", ifc.steer.Mode(), "role", d.role(uint8(i)))
+	}
 
 	ctx, d.cancel = context.WithCancel(ctx)
 	ncpu := runtime.NumCPU()
@@ -117,45 +164,110 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// mac is Links.Backend: the last MAC seen for a backend's next hop.
-func (d *Daemon) mac(a netip.Addr) header.MAC { return d.macs[a] }
+// openIface reads what the dataplane needs of an interface: its index,
+// MAC and MTU.
+func openIface(name string) (*dataplaneIface, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	ifc := &dataplaneIface{name: name, index: l.Attrs().Index}
+	if ifc.mac, err = linkMAC(name); err != nil {
+		return nil, err
+	}
+	if ifc.mtu, err = linkMTU(name); err != nil {
+		return nil, err
+	}
+	return ifc, nil
+}
 
-// resolve refreshes every next-hop MAC; it reports whether any changed.
+// role names link i in logs.
+func (d *Daemon) role(i uint8) string {
+	switch {
+	case len(d.ifaces) == 1:
+		return "both"
+	case i == d.client:
+		return RoleClient
+	}
+	return RoleServer
+}
+
+// mac is Links.Backend: the last MAC seen for a backend's next hop.
+func (d *Daemon) mac(a netip.Addr) header.MAC { return d.hops[a].mac }
+
+// backendLink is Links.BackendLink: the link a backend's next hop is on.
+func (d *Daemon) backendLink(a netip.Addr) uint8 { return d.hops[a].link }
+
+// hop finds the next hop for a: the dataplane link the kernel's route to a
+// leaves by and the MAC of the neighbour on it. It reports false, with the
+// reason, when the route leaves by an interface the dataplane does not run
+// on (or, want >= 0, by another link than want) or the neighbour is not
+// resolved yet.
+func (d *Daemon) hop(a netip.Addr, want int) (nextHop, bool, string) {
+	_, ifindex, err := d.neigh.nextHop(a)
+	if err != nil {
+		return nextHop{}, false, err.Error()
+	}
+	link, ok := d.byIndex[ifindex]
+	if !ok {
+		return nextHop{}, false, "route leaves by an interface the dataplane does not run on"
+	}
+	if want >= 0 && int(link) != want {
+		return nextHop{}, false, fmt.Sprintf("route leaves by %s, not the %s interface %s",
+			d.ifaces[link].name, d.role(uint8(want)), d.ifaces[want].name)
+	}
+	m, ok := d.neigh.lookup(a)
+	if !ok {
+		return nextHop{}, false, "neighbour not resolved"
+	}
+	return nextHop{mac: m, link: link}, true, ""
+}
+
+// resolve refreshes every next hop; it reports whether any changed.
 func (d *Daemon) resolve() bool {
-	changed := false
-	want := []netip.Addr{}
+	type target struct {
+		addr netip.Addr
+		want int // required link, or -1
+	}
+	var want []target
 	if d.spec.Gateway.IsValid() {
-		want = append(want, d.spec.Gateway)
+		want = append(want, target{d.spec.Gateway, int(d.client)})
 	}
 	for _, s := range d.spec.Services {
 		for _, b := range s.Backends {
-			want = append(want, b.Address)
+			want = append(want, target{b.Address, -1})
 		}
 	}
-	for _, a := range want {
-		m, ok := d.neigh.lookup(a)
+	changed := false
+	for _, t := range want {
+		h, ok, why := d.hop(t.addr, t.want)
 		if !ok {
-			if _, had := d.macs[a]; had {
-				d.log.Warn("neighbour lost", "addr", a)
-				delete(d.macs, a)
+			if strings.HasPrefix(why, "route leaves by") && !d.offside[t.addr] {
+				d.log.Warn("next hop unusable", "addr", t.addr, "why", why)
+				d.offside[t.addr] = true
+			}
+			if _, had := d.hops[t.addr]; had {
+				d.log.Warn("neighbour lost", "addr", t.addr, "why", why)
+				delete(d.hops, t.addr)
 				changed = true
 			}
 			continue
 		}
-		if d.macs[a] != m {
-			d.log.Info("neighbour resolved", "addr", a, "mac", fmt.Sprintf("%x", m[:]))
-			d.macs[a] = m
+		delete(d.offside, t.addr)
+		if old, had := d.hops[t.addr]; !had || old != h {
+			d.log.Info("neighbour resolved", "addr", t.addr, "mac", fmt.Sprintf("%x", h.mac[:]), "iface", d.ifaces[h.link].name)
+			d.hops[t.addr] = h
 			changed = true
 		}
 	}
 	return changed
 }
 
-// apply builds the dataplane config from the spec and current MACs and
-// swaps it in, with the steering maps.
+// apply builds the dataplane config from the spec and current next hops
+// and swaps it in, with the steering maps of every interface.
 func (d *Daemon) apply() error {
 	d.resolve()
-	d.links.Gateway = d.macs[d.spec.Gateway]
+	d.links.Gateway = d.hops[d.spec.Gateway].mac
 	cfg, err := d.builder.Build(d.spec, d.links)
 	if err != nil {
 		return err
@@ -178,7 +290,16 @@ func (d *Daemon) apply() error {
 	for _, a := range d.spec.LocalAddrs {
 		locals = append(locals, a.As4())
 	}
-	return d.steer.Update(vips, svcs, locals)
+	// Every interface steers the same addresses: clients reach VIPs on the
+	// client side, backends answer SNAT addresses on the server side, and
+	// either may carry ARP, echo and ICMP errors for both.
+	var errs []error
+	for _, ifc := range d.ifaces {
+		if err := ifc.steer.Update(vips, svcs, locals); err != nil {
+			errs = append(errs, fmt.Errorf("steering on %s: %w", ifc.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (d *Daemon) watchNeighbors(ctx context.Context) {
@@ -201,8 +322,9 @@ func (d *Daemon) watchNeighbors(ctx context.Context) {
 // Dataplane returns the running dataplane (counters, connection table).
 func (d *Daemon) Dataplane() *dataplane.Dataplane { return d.dp }
 
-// Steering returns the steering program's handle.
-func (d *Daemon) Steering() *nic.Steering { return d.steer }
+// Steering returns the steering program of the interface toward clients
+// (one-armed, the only one).
+func (d *Daemon) Steering() *nic.Steering { return d.ifaces[d.client].steer }
 
 // Wait blocks until ctx ends or a worker fails.
 func (d *Daemon) Wait(ctx context.Context) error {
@@ -214,7 +336,7 @@ func (d *Daemon) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the workers, closes the sockets and detaches the program.
+// Close stops the workers, closes the sockets and detaches the programs.
 func (d *Daemon) Close() error {
 	d.close()
 	return nil
@@ -225,10 +347,12 @@ func (d *Daemon) close() {
 		d.cancel()
 	}
 	d.wg.Wait()
-	for _, q := range d.queues {
-		q.Close()
-	}
-	if d.steer != nil {
-		d.steer.Close()
+	for _, ifc := range d.ifaces {
+		for _, q := range ifc.queues {
+			q.Close()
+		}
+		if ifc.steer != nil {
+			ifc.steer.Close()
+		}
 	}
 }

@@ -13,10 +13,14 @@ import (
 // Spec is the operator's configuration of the balancer: plain values,
 // validated as a whole. The zero Spec has no services.
 type Spec struct {
-	// Interfaces the dataplane runs on, each with its AF_XDP queues.
+	// Interfaces the dataplane runs on, each with its AF_XDP queues: one
+	// (one-armed: clients and backends through the same interface) or two
+	// (two-armed: one with Role "client", one with Role "server"), with
+	// the same number of queues.
 	Interfaces []InterfaceSpec
-	// Gateway is the next hop toward clients (nat replies, ICMP answers);
-	// its MAC comes from the kernel's neighbour table.
+	// Gateway is the next hop toward clients (nat replies, ICMP answers),
+	// reached through the client interface; its MAC comes from the
+	// kernel's neighbour table.
 	Gateway netip.Addr
 	// MaxFlows is the connection table's fixed capacity; 0 means 1<<20.
 	MaxFlows int
@@ -27,7 +31,8 @@ type Spec struct {
 	LocalAddrs []netip.Addr
 	// EncapSource is the outer source address of ipip services.
 	EncapSource netip.Addr
-	// MTU of the dataplane link; 0 means 1500.
+	// MTU of every dataplane link; 0 means each interface's own (the
+	// daemon reads it), or 1500 where there is no interface.
 	MTU int
 	// MaglevSize is the Maglev table size (prime); 0 means 65537.
 	MaglevSize int
@@ -38,7 +43,20 @@ type Spec struct {
 type InterfaceSpec struct {
 	Name   string
 	Queues int // AF_XDP sockets, one per NIC queue from 0; 0 means 1
+	// Role says which side the interface faces when there are two:
+	// RoleClient (toward the clients and the Gateway) or RoleServer. A lone
+	// interface faces both sides and has no role ("").
+	Role string
 }
+
+// Interface roles (InterfaceSpec.Role) of a two-armed appliance.
+const (
+	RoleClient = "client"
+	RoleServer = "server"
+)
+
+// MaxInterfaces is the most dataplane interfaces a Spec may list: two-armed.
+const MaxInterfaces = 2
 
 // ServiceSpec is one virtual service, named as keepalived's virtual_server
 // and IPVS would: VIP, protocol, port, forwarding mode, scheduler.
@@ -97,13 +115,37 @@ func Default(mode string) Spec {
 func (s *Spec) Validate() error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(s.Interfaces) > MaxInterfaces {
+		add("interfaces: %d listed, at most %d (one-armed or two-armed)", len(s.Interfaces), MaxInterfaces)
+	}
+	roles := map[string]int{}
+	names := map[string]int{}
 	for i, ifc := range s.Interfaces {
 		if ifc.Name == "" || len(ifc.Name) > 15 {
 			add("interfaces[%d].name: %q is not an interface name", i, ifc.Name)
+		} else if j, dup := names[ifc.Name]; dup {
+			add("interfaces[%d].name: %q is interfaces[%d] too", i, ifc.Name, j)
+		} else {
+			names[ifc.Name] = i
 		}
 		if ifc.Queues < 0 || ifc.Queues > 256 {
 			add("interfaces[%d].queues: %d is outside 0..256", i, ifc.Queues)
 		}
+		switch {
+		case len(s.Interfaces) == 1 && ifc.Role != "":
+			add("interfaces[%d].role: %q, but a lone interface faces both sides: leave it empty", i, ifc.Role)
+		case len(s.Interfaces) == 2 && ifc.Role != RoleClient && ifc.Role != RoleServer:
+			add("interfaces[%d].role: %q: with two interfaces, want %q or %q", i, ifc.Role, RoleClient, RoleServer)
+		case len(s.Interfaces) == 2:
+			if j, dup := roles[ifc.Role]; dup {
+				add("interfaces[%d].role: %q is interfaces[%d] too: want one client and one server", i, ifc.Role, j)
+			}
+			roles[ifc.Role] = i
+		}
+	}
+	if len(s.Interfaces) == 2 && max(s.Interfaces[0].Queues, 1) != max(s.Interfaces[1].Queues, 1) {
+		add("interfaces[1].queues: %d, interfaces[0] has %d: both need the same number (each worker takes one of each)",
+			max(s.Interfaces[1].Queues, 1), max(s.Interfaces[0].Queues, 1))
 	}
 	if s.Gateway.IsValid() && !s.Gateway.Is4() {
 		add("gateway: %v is not an IPv4 address", s.Gateway)
@@ -151,6 +193,17 @@ func (s *Spec) Validate() error {
 	// What only the resolved form can tell (duplicates, mode rules).
 	_, err := NewBuilder().Build(s, Links{})
 	return err
+}
+
+// clientInterface returns the index in Interfaces of the interface toward
+// clients: the one with RoleClient, or the first.
+func (s *Spec) clientInterface() int {
+	for i, ifc := range s.Interfaces {
+		if ifc.Role == RoleClient {
+			return i
+		}
+	}
+	return 0
 }
 
 func parseProto(s string) (uint8, error) {

@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/culvert-lb/culvert/dataplane"
+	"github.com/culvert-lb/culvert/internal/header"
 )
 
 func TestDefaultValidates(t *testing.T) {
@@ -96,5 +99,111 @@ func TestBuilderKeepsIDs(t *testing.T) {
 	c3, err := b.Build(&s, Links{})
 	if err != nil || len(c3.Backends) != len(c2.Backends) {
 		t.Fatalf("rebuild after failure: %v, %d backends", err, len(c3.Backends))
+	}
+}
+
+// TestValidateInterfaces: one interface without a role, or two with one
+// client and one server and the same number of queues.
+func TestValidateInterfaces(t *testing.T) {
+	two := func(r0, r1 string, q0, q1 int) []InterfaceSpec {
+		return []InterfaceSpec{{Name: "up0", Queues: q0, Role: r0}, {Name: "down0", Queues: q1, Role: r1}}
+	}
+	for _, c := range []struct {
+		name   string
+		ifaces []InterfaceSpec
+		want   string // "" means valid
+	}{
+		{"none", nil, ""},
+		{"one-armed", []InterfaceSpec{{Name: "eth0", Queues: 4}}, ""},
+		{"two-armed", two(RoleClient, RoleServer, 2, 2), ""},
+		{"two-armed, server first", two(RoleServer, RoleClient, 0, 1), ""},
+		{"lone interface with a role", []InterfaceSpec{{Name: "eth0", Role: RoleClient}}, `interfaces[0].role: "client", but a lone interface faces both sides`},
+		{"two without roles", two("", "", 1, 1), `interfaces[0].role: "": with two interfaces, want "client" or "server"`},
+		{"unknown role", two(RoleClient, "backend", 1, 1), `interfaces[1].role: "backend"`},
+		{"two clients", two(RoleClient, RoleClient, 1, 1), `interfaces[1].role: "client" is interfaces[0] too`},
+		{"queue counts differ", two(RoleClient, RoleServer, 2, 4), "interfaces[1].queues: 4, interfaces[0] has 2"},
+		{"same name twice", []InterfaceSpec{{Name: "eth0", Role: RoleClient}, {Name: "eth0", Role: RoleServer}}, `interfaces[1].name: "eth0" is interfaces[0] too`},
+		{"three", append(two(RoleClient, RoleServer, 1, 1), InterfaceSpec{Name: "eth2"}), "interfaces: 3 listed, at most 2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := Default("nat")
+			s.Interfaces = c.ifaces
+			err := s.Validate()
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("valid spec refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestParseRoles: the YAML key role reaches the Spec and survives Marshal.
+func TestParseRoles(t *testing.T) {
+	y := strings.Replace(goodYAML, "  - name: veth0\n    queues: 1\n",
+		"  - name: veth0\n    queues: 1\n    role: client\n  - name: veth1\n    queues: 1\n    role: server\n", 1)
+	s, err := Parse("two.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []InterfaceSpec{{Name: "veth0", Queues: 1, Role: RoleClient}, {Name: "veth1", Queues: 1, Role: RoleServer}}
+	if len(s.Interfaces) != 2 || s.Interfaces[0] != want[0] || s.Interfaces[1] != want[1] {
+		t.Fatalf("interfaces %+v, want %+v", s.Interfaces, want)
+	}
+	b, err := Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("again.yaml", b)
+	if err != nil || again.Interfaces[1] != want[1] {
+		t.Fatalf("round trip: %v %+v\n%s", err, again, b)
+	}
+	if _, err := Parse("bad.yaml", []byte(strings.Replace(y, "role: server", "role: backends", 1))); err == nil ||
+		!strings.Contains(err.Error(), `bad.yaml:8:5: interfaces[1].role: "backends"`) {
+		t.Fatalf("bad role: %v", err)
+	}
+}
+
+// TestBuildLinks: the Builder carries each interface's MAC and MTU, the
+// client link and every backend's link into the dataplane Config.
+func TestBuildLinks(t *testing.T) {
+	s := Default("dsr")
+	client, server := header.MAC{2, 0, 0, 0, 0, 1}, header.MAC{2, 0, 0, 0, 0, 2}
+	routed := netip.MustParseAddr("198.18.0.13")
+	l := Links{
+		Self:       client,
+		Interfaces: []dataplane.Link{{MAC: server, MTU: 1520}, {MAC: client, MTU: 1500}},
+		ClientLink: 1,
+		BackendLink: func(a netip.Addr) uint8 {
+			if a == routed {
+				return 1 // behind the router on the client side
+			}
+			return 0
+		},
+	}
+	c, err := NewBuilder().Build(&s, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Links) != 2 || c.Links[0].MAC != server || c.Links[1].MTU != 1500 || c.ClientLink != 1 || c.MAC != server {
+		t.Fatalf("links %+v, client link %d, mac %x", c.Links, c.ClientLink, c.MAC)
+	}
+	for _, b := range c.Backends {
+		want := uint8(0)
+		if b.Addr == routed.As4() {
+			want = 1
+		}
+		if b.Link != want {
+			t.Errorf("backend %v on link %d, want %d", b.Addr, b.Link, want)
+		}
+	}
+	// One-armed: no links, Self is the MAC.
+	c, err = NewBuilder().Build(&s, Links{Self: client})
+	if err != nil || len(c.Links) != 0 || c.MAC != client {
+		t.Fatalf("one-armed: %v, links %+v, mac %x", err, c.Links, c.MAC)
 	}
 }

@@ -231,6 +231,59 @@ func BenchmarkNewFlow(b *testing.B) {
 	}
 }
 
+// BenchmarkTwoArmed: a packet of an established flow (10k flows) entering
+// on the client-side queue and leaving by the server-side one, copied into
+// a chunk allocated there, against the same packet one-armed (rewritten in
+// place). The difference is the cost of the copy and of Alloc.
+func BenchmarkTwoArmed(b *testing.B) {
+	const n = 10_000
+	for _, mode := range []Mode{ModeNAT, ModeDSR} {
+		for _, arms := range []string{"one-armed", "two-armed"} {
+			b.Run(fmt.Sprintf("%s/%s", mode, arms), func(b *testing.B) {
+				dp, w, q, _ := benchDataplane(b, mode, header.ProtoTCP, n+n/8, 1, Options{})
+				var srv *nic.Mem
+				if arms == "two-armed" {
+					cfg := twoArmConfig(mode, header.ProtoTCP, 0)
+					var err error
+					opt := dp.opt
+					opt.Links = 2
+					if dp, err = New(opt); err != nil {
+						b.Fatal(err)
+					}
+					if err := dp.Apply(cfg); err != nil {
+						b.Fatal(err)
+					}
+					srv, _ = nic.NewMem(4*BatchSize, 2048, 256)
+					if w, err = dp.NewWorker(0, q, srv); err != nil {
+						b.Fatal(err)
+					}
+				}
+				prefill(b, dp, mode, header.ProtoTCP, n)
+				g := newGen(q, header.ProtoTCP)
+				pick := randomFlow(n)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += BatchSize {
+					g.fill(pick)
+					w.Poll()
+					q.DiscardTX()
+					if srv != nil {
+						srv.DiscardTX()
+					}
+				}
+				b.StopTimer()
+				s := dp.Stats()
+				if s.TX != s.RX {
+					b.Fatalf("tx %d of rx %d; drops %v", s.TX, s.RX, s.Drops)
+				}
+				if srv != nil && s.CrossLink != s.TX {
+					b.Fatalf("cross-link %d of tx %d", s.CrossLink, s.TX)
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkGenerator is the cost of the benchmark's own frame supply, to be
 // subtracted from the pipeline figures: inject, stamp, receive, discard.
 func BenchmarkGenerator(b *testing.B) {
@@ -247,36 +300,91 @@ func BenchmarkGenerator(b *testing.B) {
 	}
 }
 
+// TestPollDoesNotAllocate is the allocation contract of Poll: one-armed
+// (one queue) and two-armed (two queues, every frame copied to the other
+// link's queue, in both directions for nat), with established flows and a
+// new flow in every batch.
 func TestPollDoesNotAllocate(t *testing.T) {
 	for _, mode := range []Mode{ModeNAT, ModeDSR, ModeIPIP} {
-		l := newLab(t, labConfig(mode, header.ProtoTCP), Options{})
-		frames := make([][]byte, BatchSize)
-		for i := range frames {
-			frames[i] = pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagSYN, nil)
-		}
-		l.run(frames...)
-		for i := range frames {
-			frames[i] = pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagACK, []byte("data"))
-		}
-		// New flows too: a fresh port each run.
-		p := uint16(10000)
-		syn := pt.TCP4(clientEP(p), vipEP(), pt.FlagSYN, nil)
-		allocs := testing.AllocsPerRun(50, func() {
-			for _, f := range frames {
-				l.q.Inject(f)
+		t.Run("one-armed/"+mode.String(), func(t *testing.T) {
+			l := newLab(t, labConfig(mode, header.ProtoTCP), Options{})
+			frames := make([][]byte, BatchSize)
+			for i := range frames {
+				frames[i] = pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagSYN, nil)
 			}
-			header.TCP(syn[34:]).SetSrcPort(p)
-			p++
-			l.q.Inject(syn)
-			l.w.Poll()
-			l.q.DiscardTX()
+			l.run(frames...)
+			for i := range frames {
+				frames[i] = pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagACK, []byte("data"))
+			}
+			// New flows too: a fresh port each run.
+			p := uint16(10000)
+			syn := pt.TCP4(clientEP(p), vipEP(), pt.FlagSYN, nil)
+			allocs := testing.AllocsPerRun(50, func() {
+				for _, f := range frames {
+					l.q.Inject(f)
+				}
+				header.TCP(syn[34:]).SetSrcPort(p)
+				p++
+				l.q.Inject(syn)
+				l.w.Poll()
+				l.q.DiscardTX()
+			})
+			if allocs != 0 {
+				t.Errorf("Poll allocates %.1f times per batch", allocs)
+			}
+			if s := l.dp.Stats(); s.Drop != 0 {
+				t.Errorf("drops %v", s.Drops)
+			}
 		})
-		if allocs != 0 {
-			t.Errorf("%s: Poll allocates %.1f times per batch", mode, allocs)
-		}
-		if s := l.dp.Stats(); s.Drop != 0 {
-			t.Errorf("%s: drops %v", mode, s.Drops)
-		}
+		t.Run("two-armed/"+mode.String(), func(t *testing.T) {
+			l := newTwoLab(t, twoArmConfig(mode, header.ProtoTCP, 0))
+			var in [2][][]byte
+			for i := range BatchSize - 1 {
+				in[0] = append(in[0], pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagSYN, nil))
+			}
+			out := l.run(in)
+			var frames [2][][]byte
+			for i := range BatchSize - 1 {
+				frames[0] = append(frames[0], pt.TCP4(clientEP(uint16(2000+i)), vipEP(), pt.FlagACK, []byte("data")))
+			}
+			if mode == ModeNAT {
+				// The backends' answers, to the SNAT address and port.
+				for _, f := range out[1] {
+					p := pt.Decode(f)
+					be := pt.Endpoint{MAC: beMACs[backendOf(t, f)], Addr: netip.AddrPortFrom(beAddrs[backendOf(t, f)], uint16(p.TCP().DstPort))}
+					loc := pt.Endpoint{MAC: srvMAC, Addr: netip.AddrPortFrom(localAddr4, uint16(p.TCP().SrcPort))}
+					frames[1] = append(frames[1], pt.TCP4(be, loc, pt.FlagSYN|pt.FlagACK, []byte("answer")))
+				}
+			}
+			p := uint16(10000)
+			syn := pt.TCP4(clientEP(p), vipEP(), pt.FlagSYN, nil)
+			allocs := testing.AllocsPerRun(50, func() {
+				for i, fs := range frames {
+					for _, f := range fs {
+						l.q[i].Inject(f)
+					}
+				}
+				header.TCP(syn[34:]).SetSrcPort(p)
+				p++
+				l.q[0].Inject(syn)
+				l.w.Poll()
+				l.q[0].DiscardTX()
+				l.q[1].DiscardTX()
+			})
+			if allocs != 0 {
+				t.Errorf("Poll allocates %.1f times per round", allocs)
+			}
+			s := l.dp.Stats()
+			if s.Drop != 0 {
+				t.Errorf("drops %v", s.Drops)
+			}
+			if s.CrossLink != s.RX {
+				t.Errorf("%d of %d frames crossed links", s.CrossLink, s.RX)
+			}
+			if mode == ModeNAT && l.q[0].Transmitted == 0 {
+				t.Error("no reply crossed back to the client side: the test shows nothing of that path")
+			}
+		})
 	}
 }
 

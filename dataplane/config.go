@@ -57,6 +57,9 @@ type Backend struct {
 	// MAC is the next hop toward the backend (itself on the same segment, a
 	// router otherwise). Zero means not resolved: its flows drop, counted.
 	MAC header.MAC
+	// Link is the dataplane link (index into Config.Links) the backend is
+	// reached through: frames to it leave by that link, from its MAC.
+	Link uint8
 	// Removed marks an ID whose server left the configuration; its flows
 	// drop with DropBackendGone.
 	Removed bool
@@ -81,23 +84,63 @@ type Service struct {
 	Removed bool
 }
 
+// MaxLinks is the most dataplane links (interfaces) a dataplane has.
+const MaxLinks = 8
+
+// Link is one dataplane link as the forwarding code sees it: an interface
+// the appliance receives on and sends out of, through one queue per worker.
+// The zero Link has no address.
+type Link struct {
+	// MAC is the interface's own address: the source of every frame sent
+	// out of it.
+	MAC header.MAC
+	// MTU of the link, which bounds IP-in-IP packets sent out of it; zero
+	// means Config.MTU.
+	MTU int
+}
+
 // Config is everything the dataplane needs to forward, already resolved by
 // the management plane: addresses, link-layer next hops, pools. Apply
 // compiles it into read-only tables that workers see through an atomic
 // pointer. A Config must not be changed after it is passed to Apply.
+//
+// # Links
+//
+// One-armed, the appliance has one link: clients and backends are reached
+// through the same interface, and every frame leaves by the queue it came
+// in on. Two-armed, it has a link toward clients (ClientLink, where Gateway
+// is) and one or more toward backends (Backend.Link). Each frame leaves by
+// the link its verdict names:
+//
+//	verdict                                                 leaves by
+//	nat toward the backend, dsr, ipip                       the backend's link
+//	ICMP error forwarded to a backend                       the backend's link
+//	nat reply toward the client, ICMP error to the client   ClientLink
+//	ARP reply, echo reply, fragmentation-needed             the link it came in on
+//
+// (fragmentation-needed answers the frame's sender at its source MAC, which
+// is only reachable where the frame came from.)
 type Config struct {
-	// MAC is the appliance's own address on the dataplane interface: the
-	// source of every frame it sends.
+	// MAC is the appliance's own address on link 0, which one-armed is its
+	// only link. With Links set it must be zero or Links[0].MAC.
 	MAC header.MAC
-	// Gateway is the next hop toward clients: nat replies go there.
+	// Links are the dataplane's links, indexed as each worker's queues
+	// (Options.Links of them). Empty means every link has address MAC and
+	// MTU (one-armed: one link).
+	Links []Link
+	// ClientLink is the link toward clients: nat replies leave by it.
+	ClientLink uint8
+	// Gateway is the next hop toward clients, on ClientLink: nat replies go
+	// there.
 	Gateway header.MAC
 	// LocalAddrs are the full-NAT source addresses. They are never the
 	// kernel's addresses: the dataplane owns them.
 	LocalAddrs [][4]byte
 	// EncapSrc is the outer source address of IP-in-IP packets.
 	EncapSrc [4]byte
-	// MTU of the egress link; IP-in-IP packets that would exceed it are
-	// refused with ICMP fragmentation-needed. Zero means 1500.
+	// MTU of every link whose Link.MTU is zero; IP-in-IP packets that
+	// would exceed the MTU of the link they leave by are refused with ICMP
+	// fragmentation-needed. Zero means 1500.
 	MTU int
 	// HashKey keys the flow hash and the Maglev permutations, so that two
 	// appliances with the same configuration pick the same backend for a
@@ -122,6 +165,29 @@ func (c *Config) Validate() error {
 	}
 	if c.MaglevSize != 0 && !isPrime(c.MaglevSize) {
 		add("maglev size: %d is not prime", c.MaglevSize)
+	}
+	nlinks := MaxLinks // without Links, Apply checks against Options.Links
+	if len(c.Links) > 0 {
+		nlinks = len(c.Links)
+		if c.MAC != (header.MAC{}) && c.MAC != c.Links[0].MAC {
+			add("mac: %x differs from links[0].mac %x", c.MAC[:], c.Links[0].MAC[:])
+		}
+	}
+	if len(c.Links) > MaxLinks {
+		add("links: %d, at most %d", len(c.Links), MaxLinks)
+	}
+	for i, l := range c.Links {
+		if l.MTU != 0 && (l.MTU < 576 || l.MTU > 9216) {
+			add("links[%d].mtu: %d is outside 576..9216", i, l.MTU)
+		}
+	}
+	if int(c.ClientLink) >= nlinks {
+		add("client link: %d, but there are %d links", c.ClientLink, nlinks)
+	}
+	for i, b := range c.Backends {
+		if !b.Removed && int(b.Link) >= nlinks {
+			add("backends[%d].link: %d, but there are %d links", i, b.Link, nlinks)
+		}
 	}
 	locals := map[[4]byte]bool{}
 	for i, a := range c.LocalAddrs {

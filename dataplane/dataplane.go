@@ -9,6 +9,7 @@ import (
 
 	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane/sched"
+	"github.com/culvert-lb/culvert/internal/header"
 	"github.com/culvert-lb/culvert/nat"
 	"github.com/culvert-lb/culvert/nic"
 )
@@ -17,6 +18,9 @@ import (
 type Options struct {
 	// Workers is the number of workers (one per NIC queue).
 	Workers int
+	// Links is the number of dataplane links (interfaces): 1 one-armed, 2
+	// two-armed. Every worker has one queue on each; 0 means 1.
+	Links int
 	// MaxFlows is the connection table's capacity; 0 means 1<<20.
 	MaxFlows int
 	// Timeouts of the connection table; zero value means defaults.
@@ -71,7 +75,14 @@ type compiled struct {
 	vips     map[[4]byte]bool
 	localSet map[[4]byte]bool
 	locals   []*localAddr // in Config.LocalAddrs order
-	mtu      int
+	links    []linkState  // Options.Links of them
+	client   uint8        // Config.ClientLink
+}
+
+// linkState is a Link with its defaults resolved.
+type linkState struct {
+	mac header.MAC
+	mtu int
 }
 
 type svcState struct {
@@ -91,6 +102,12 @@ func svcKey(vip [4]byte, proto uint8, port uint16) uint64 {
 func New(opt Options) (*Dataplane, error) {
 	if opt.Workers < 1 || opt.Workers > 1024 {
 		return nil, fmt.Errorf("dataplane: %d workers (want 1..1024)", opt.Workers)
+	}
+	if opt.Links == 0 {
+		opt.Links = 1
+	}
+	if opt.Links < 1 || opt.Links > MaxLinks {
+		return nil, fmt.Errorf("dataplane: %d links (want 1..%d)", opt.Links, MaxLinks)
 	}
 	if opt.MaxFlows == 0 {
 		opt.MaxFlows = 1 << 20
@@ -144,6 +161,17 @@ func (d *Dataplane) Apply(c *Config) error {
 	if len(c.Backends) > d.opt.MaxBackends {
 		return fmt.Errorf("dataplane: %d backends, at most %d", len(c.Backends), d.opt.MaxBackends)
 	}
+	if n := len(c.Links); n != 0 && n != d.opt.Links {
+		return fmt.Errorf("dataplane: %d links configured, the dataplane has %d", n, d.opt.Links)
+	}
+	if int(c.ClientLink) >= d.opt.Links {
+		return fmt.Errorf("dataplane: client link %d, the dataplane has %d links", c.ClientLink, d.opt.Links)
+	}
+	for i, b := range c.Backends {
+		if !b.Removed && int(b.Link) >= d.opt.Links {
+			return fmt.Errorf("dataplane: backends[%d]: link %d, the dataplane has %d links", i, b.Link, d.opt.Links)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	comp := &compiled{
@@ -152,10 +180,22 @@ func (d *Dataplane) Apply(c *Config) error {
 		byKey:    map[uint64]uint32{},
 		vips:     map[[4]byte]bool{},
 		localSet: map[[4]byte]bool{},
-		mtu:      c.MTU,
+		links:    make([]linkState, d.opt.Links),
+		client:   c.ClientLink,
 	}
-	if comp.mtu == 0 {
-		comp.mtu = 1500
+	mtu := c.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	for i := range comp.links {
+		l := Link{MAC: c.MAC}
+		if len(c.Links) > 0 {
+			l = c.Links[i]
+		}
+		comp.links[i] = linkState{mac: l.MAC, mtu: l.MTU}
+		if l.MTU == 0 {
+			comp.links[i].mtu = mtu
+		}
 	}
 	size := c.MaglevSize
 	if size == 0 {
@@ -245,22 +285,29 @@ func (d *Dataplane) Stats() Stats {
 	return s
 }
 
-// NewWorker creates the worker for queue number id (0..Workers-1).
-func (d *Dataplane) NewWorker(id int, q nic.Queue) (*Worker, error) {
+// NewWorker creates the worker for queue number id (0..Workers-1), with
+// one queue per link: qs[i] is its queue on link i (Options.Links of them;
+// one-armed, the one queue).
+func (d *Dataplane) NewWorker(id int, qs ...nic.Queue) (*Worker, error) {
 	if id < 0 || id >= d.opt.Workers {
 		return nil, fmt.Errorf("dataplane: worker %d out of range 0..%d", id, d.opt.Workers-1)
 	}
-	if q.Headroom() < nat.IPIPOverhead {
-		return nil, fmt.Errorf("dataplane: queue headroom %d < %d needed for ip-in-ip", q.Headroom(), nat.IPIPOverhead)
+	if len(qs) != d.opt.Links {
+		return nil, fmt.Errorf("dataplane: worker %d: %d queues for %d links", id, len(qs), d.opt.Links)
 	}
 	w := &Worker{
 		d:      d,
 		id:     uint16(id),
-		q:      q,
-		umem:   q.UMEM(),
-		chunk:  uint64(q.ChunkSize()),
 		reader: d.ct.NewReader(),
 		c:      new(counters),
+		links:  make([]workerLink, len(qs)),
+	}
+	for i, q := range qs {
+		if q.Headroom() < nat.IPIPOverhead {
+			return nil, fmt.Errorf("dataplane: link %d: queue headroom %d < %d needed for ip-in-ip", i, q.Headroom(), nat.IPIPOverhead)
+		}
+		// A batch from each link may all leave by one.
+		w.links[i] = workerLink{q: q, umem: q.UMEM(), chunk: uint64(q.ChunkSize()), tx: make([]nic.Desc, BatchSize*len(qs))}
 	}
 	d.mu.Lock()
 	d.workers = append(d.workers, w)

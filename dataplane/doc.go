@@ -6,17 +6,23 @@
 //
 // # One batch
 //
-//	Receive(≤64) -> clock read once -> config pointer loaded once
+//	Receive(≤64) -> clock read and config pointer loaded (once per Poll)
 //	-> decode every frame (offsets, verdict class, flow key)
 //	-> conntrack.LookupBatch over all keys (hash all, prefetch, then probe)
 //	-> per frame: Track + rewrite, or new flow (service, scheduler,
 //	   SNAT port, Insert) + rewrite, or answer ARP/echo, or pass/drop
-//	-> Transmit / Pass / Release in three calls -> publish counters
+//	-> frames leaving by another link: copied into chunks Alloc'd on that
+//	   link's queue (one Alloc per link), originals released
+//	-> Pass / Release on the queue the batch came from
+//
+// A Poll takes one such batch from each of the worker's queues (one per
+// link: one-armed, one queue), then makes one Transmit call per queue with
+// everything that leaves by it, and publishes the counters.
 //
 // # Ownership
 //
-// A Worker owns one queue, its batch arrays and its share of each SNAT
-// port pool; Poll runs on one goroutine at a time. The Dataplane owns the
+// A Worker owns one queue per link, its batch arrays and its share of each
+// SNAT port pool; Poll runs on one goroutine at a time. The Dataplane owns the
 // connection table (shared by all workers, lock-free: see package
 // conntrack), the scheduler's per-backend flow counts, and the compiled
 // configuration, which Apply builds afresh and publishes through an atomic
@@ -27,7 +33,7 @@
 // # Contract of the hot path
 //
 // Poll allocates nothing, takes no locks and makes no system calls of its
-// own (the queue's Transmit may, per batch). Per-packet functions return a
+// own (each queue's Transmit may, once per Poll). Per-packet functions return a
 // Verdict and a DropReason, never an error; a malformed frame is counted and
 // dropped and never panics (FuzzPipeline holds that line). TCP and UDP
 // checksums are never verified, only patched, so whatever the sender

@@ -14,8 +14,9 @@ func (w *Worker) arp(i int) (Verdict, DropReason, PassReason) {
 	asker, askerIP, vip := a.SenderHW(), a.SenderIP(), a.TargetIP()
 	eth := header.Ethernet(frame)
 	eth.SetDst(asker)
-	eth.SetSrc(w.cfg.cfg.MAC)
-	a.Encode(header.ARPReply, w.cfg.cfg.MAC, vip, asker, askerIP)
+	self := w.cfg.links[w.in].mac // the reply leaves by the link the request came in on
+	eth.SetSrc(self)
+	a.Encode(header.ARPReply, self, vip, asker, askerIP)
 	w.acc[cARPReplies]++
 	return VerdictTX, DropNone, PassNone
 }
@@ -31,7 +32,7 @@ func (w *Worker) echo(i int) (Verdict, DropReason, PassReason) {
 	}
 	eth := header.Ethernet(frame)
 	eth.SetDst(eth.Src())
-	eth.SetSrc(w.cfg.cfg.MAC)
+	eth.SetSrc(w.cfg.links[w.in].mac)
 	src, dst := ip.Src(), ip.Dst()
 	// Swapping the addresses leaves the header sum unchanged.
 	copy(frame[l3+12:], dst[:])

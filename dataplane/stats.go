@@ -16,6 +16,7 @@ const (
 	cICMPErrors
 	cFragNeeded
 	cWaitErrors
+	cCrossLink
 	cDropBase
 	cPassBase = cDropBase + int(NumDropReasons)
 	nCounters = cPassBase + int(NumPassReasons)
@@ -41,6 +42,7 @@ type Stats struct {
 	ICMPErrors         uint64 // ICMP errors about tracked flows forwarded
 	FragNeeded         uint64 // fragmentation-needed errors generated (ipip)
 	WaitErrors         uint64 // failed sleeps on the queue (the worker backs off)
+	CrossLink          uint64 // frames sent out of another link than they came in on, each a copy (in TX)
 	Drops              [NumDropReasons]uint64
 	Passes             [NumPassReasons]uint64
 }
@@ -59,6 +61,7 @@ func (c *counters) snapshot() Stats {
 	s.ICMPErrors = c.v[cICMPErrors].Load()
 	s.FragNeeded = c.v[cFragNeeded].Load()
 	s.WaitErrors = c.v[cWaitErrors].Load()
+	s.CrossLink = c.v[cCrossLink].Load()
 	for i := range s.Drops {
 		s.Drops[i] = c.v[cDropBase+i].Load()
 	}
@@ -82,6 +85,7 @@ func (s *Stats) Add(o Stats) {
 	s.ICMPErrors += o.ICMPErrors
 	s.FragNeeded += o.FragNeeded
 	s.WaitErrors += o.WaitErrors
+	s.CrossLink += o.CrossLink
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

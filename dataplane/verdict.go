@@ -51,6 +51,7 @@ const (
 	DropTooBig                    // encapsulated packet exceeds the MTU and DF is clear
 	DropNoHeadroom                // no room in front of the frame to encapsulate
 	DropTXFull                    // transmit ring full
+	DropNoTXFrame                 // leaves by another link, whose queue had no free frame to copy it into
 	NumDropReasons
 )
 
@@ -58,7 +59,7 @@ var dropNames = [NumDropReasons]string{
 	"none", "truncated", "bad-ip-version", "bad-ihl", "bad-total-length", "bad-ip-checksum",
 	"ip-options", "fragment", "bad-tcp-header", "bad-udp-header", "bad-icmp", "ttl-exceeded",
 	"no-flow", "no-service", "no-backend", "backend-gone", "no-neighbor", "table-full",
-	"ports-exhausted", "port-in-use", "too-big", "no-headroom", "tx-full",
+	"ports-exhausted", "port-in-use", "too-big", "no-headroom", "tx-full", "no-tx-frame",
 }
 
 func (r DropReason) String() string {

@@ -10,55 +10,106 @@ import (
 	"github.com/culvert-lb/culvert/nic"
 )
 
-// BatchSize is the most frames a worker takes from its queue per Poll.
+// BatchSize is the most frames a worker takes from one queue per Poll.
 const BatchSize = 64
 
-// Worker runs the pipeline for one queue. A Worker owns its queue, its
-// batch arrays, its scheduler cursors and its share of every SNAT port pool;
-// it is used by one goroutine at a time (Poll is not reentrant). It reads
-// the shared connection table through its own conntrack.Reader and the
-// configuration through an atomic pointer loaded once per batch.
+// Worker runs the pipeline for one queue on each dataplane link (one-armed:
+// one queue; two-armed: queue i of the client-side interface and queue i
+// of the server-side one). A Worker owns its queues, its batch arrays, its
+// scheduler cursors and its share of every SNAT port pool; it is used by
+// one goroutine at a time (Poll is not reentrant). It reads the shared
+// connection table through its own conntrack.Reader and the configuration
+// through an atomic pointer loaded once per Poll.
+//
+// A frame leaving by the link it came in on is rewritten in place and
+// transmitted from its own chunk. A frame leaving by another link is
+// copied into a chunk allocated on that link's queue (each queue sends
+// only from its own UMEM), and the original is released: Stats.CrossLink
+// counts the copies, DropNoTXFrame the frames for which the queue had no
+// chunk to spare.
 type Worker struct {
 	d      *Dataplane
 	id     uint16
-	q      nic.Queue
-	umem   []byte
-	chunk  uint64
+	links  []workerLink // indexed as Config.Links
 	reader *conntrack.Reader
 	c      *counters
+
+	// The batch being handled: received on link in, whose queue, UMEM and
+	// chunk size these are.
+	in    uint8
+	q     nic.Queue
+	umem  []byte
+	chunk uint64
 
 	cfg     *compiled
 	cursors []uint32 // per service: WRR/LC rotation
 	localRR int
 	ipID    uint16
 
-	acc  [nCounters]uint64
-	rx   [BatchSize]nic.Desc
-	p    [BatchSize]parsed
-	kidx [BatchSize]uint8 // index into keys/refs for kindFlow and kindICMPErr
-	keys [BatchSize]conntrack.Key4
-	refs [BatchSize]conntrack.Ref[conntrack.Key4]
-	tx   [BatchSize]nic.Desc
-	pass [BatchSize]nic.Desc
-	drop [BatchSize]nic.Desc
+	acc   [nCounters]uint64
+	rx    [BatchSize]nic.Desc
+	p     [BatchSize]parsed
+	kidx  [BatchSize]uint8 // index into keys/refs for kindFlow and kindICMPErr
+	keys  [BatchSize]conntrack.Key4
+	refs  [BatchSize]conntrack.Ref[conntrack.Key4]
+	out   [BatchSize]uint8 // link a VerdictTX frame leaves by
+	cross [BatchSize]uint8 // frames of the batch leaving by another link
+	pass  [BatchSize]nic.Desc
+	drop  [BatchSize]nic.Desc // dropped, and originals of cross-link copies
+	alloc [BatchSize]nic.Desc
+}
+
+// workerLink is a worker's queue on one link and what it transmits at the
+// end of the Poll: frames are collected from every link's batch so that
+// each queue gets one Transmit call per Poll.
+type workerLink struct {
+	q     nic.Queue
+	umem  []byte
+	chunk uint64
+	tx    []nic.Desc // BatchSize per link: every batch may leave by this one
+	ntx   int
 }
 
 // Stats returns a snapshot of this worker's counters.
 func (w *Worker) Stats() Stats { return w.c.snapshot() }
 
-// Poll receives one batch, runs it through the pipeline and hands every
-// frame back to the queue. It returns the number of frames received; zero
-// means the queue was empty. It never blocks and, once the configuration has
-// been seen, allocates nothing.
+// Poll receives one batch from each of the worker's queues in turn, runs
+// them through the pipeline, makes one Transmit call per queue with what
+// leaves by it and hands every frame back. It returns the number of frames
+// received; zero means every queue was empty. It never blocks and, once the
+// configuration has been seen, allocates nothing.
 func (w *Worker) Poll() int {
-	n := w.q.Receive(w.rx[:])
-	if n == 0 {
+	total := 0
+	var now int64
+	for i := range w.links {
+		l := &w.links[i]
+		n := l.q.Receive(w.rx[:])
+		if n == 0 {
+			continue
+		}
+		if total == 0 {
+			now = w.d.clock()
+			if c := w.d.cfg.Load(); c != w.cfg {
+				w.adopt(c)
+			}
+		}
+		w.batch(uint8(i), n, now)
+		total += n
+	}
+	if total == 0 {
 		return 0
 	}
-	now := w.d.clock()
-	if c := w.d.cfg.Load(); c != w.cfg {
-		w.adopt(c)
-	}
+	w.flush()
+	w.publish()
+	return total
+}
+
+// batch runs the n frames in w.rx, received on link in, through the
+// pipeline. Frames to transmit join their link's TX array; the rest go
+// back to the queue they came from.
+func (w *Worker) batch(in uint8, n int, now int64) {
+	l := &w.links[in]
+	w.in, w.q, w.umem, w.chunk = in, l.q, l.umem, l.chunk
 	w.reader.Begin()
 
 	nk := 0
@@ -73,14 +124,20 @@ func (w *Worker) Poll() int {
 	}
 	w.d.ct.LookupBatch(w.keys[:nk], w.refs[:nk])
 
-	ntx, npass, ndrop := 0, 0, 0
+	npass, ndrop, ncross := 0, 0, 0
 	for i := 0; i < n; i++ {
+		w.out[i] = in
 		v, why, pwhy := w.handle(i, now)
 		switch v {
 		case VerdictTX:
-			w.tx[ntx] = w.rx[i]
-			w.acc[cTXBytes] += uint64(w.rx[i].Len)
-			ntx++
+			if w.out[i] == in {
+				l.tx[l.ntx] = w.rx[i]
+				l.ntx++
+				w.acc[cTXBytes] += uint64(w.rx[i].Len)
+			} else {
+				w.cross[ncross] = uint8(i)
+				ncross++
+			}
 		case VerdictPass:
 			w.pass[npass] = w.rx[i]
 			w.acc[cPassBase+int(pwhy)]++
@@ -88,21 +145,14 @@ func (w *Worker) Poll() int {
 		default:
 			w.drop[ndrop] = w.rx[i]
 			w.acc[cDropBase+int(why)]++
+			w.acc[cDrop]++
 			ndrop++
 		}
 	}
 	w.reader.End()
 
-	if ntx > 0 {
-		sent := w.q.Transmit(w.tx[:ntx])
-		if sent < ntx {
-			for _, d := range w.tx[sent:ntx] {
-				w.acc[cTXBytes] -= uint64(d.Len)
-			}
-			w.acc[cDropBase+int(DropTXFull)] += uint64(ntx - sent)
-			ndrop += copy(w.drop[ndrop:], w.tx[sent:ntx])
-			ntx = sent
-		}
+	if ncross > 0 {
+		ndrop = w.crossLink(ncross, ndrop)
 	}
 	if npass > 0 {
 		w.q.Pass(w.pass[:npass])
@@ -111,11 +161,88 @@ func (w *Worker) Poll() int {
 		w.q.Release(w.drop[:ndrop])
 	}
 	w.acc[cRX] += uint64(n)
-	w.acc[cTX] += uint64(ntx)
 	w.acc[cPass] += uint64(npass)
-	w.acc[cDrop] += uint64(ndrop)
-	w.publish()
-	return n
+}
+
+// crossLink copies the batch's frames listed in w.cross into chunks
+// allocated on the queues of the links they leave by (one Alloc call per
+// link) and queues the copies for transmission there. The originals, and
+// the frames no chunk was found for (DropNoTXFrame), join w.drop from
+// ndrop on, to go back to their own queue; it returns the new count.
+func (w *Worker) crossLink(ncross, ndrop int) int {
+	for e := range w.links {
+		out := uint8(e)
+		if out == w.in {
+			continue
+		}
+		k := 0
+		for _, i := range w.cross[:ncross] {
+			if w.out[i] == out {
+				k++
+			}
+		}
+		if k == 0 {
+			continue
+		}
+		el := &w.links[e]
+		got := el.q.Alloc(w.alloc[:k])
+		used := 0
+		for _, i := range w.cross[:ncross] {
+			if w.out[i] != out {
+				continue
+			}
+			src := w.rx[i]
+			w.drop[ndrop] = src
+			ndrop++
+			if used == got || uint64(src.Len) > el.chunk {
+				w.acc[cDropBase+int(DropNoTXFrame)]++
+				w.acc[cDrop]++
+				continue
+			}
+			dst := w.alloc[used]
+			used++
+			// The copy starts at the queue's headroom, or earlier when a
+			// frame grown into its own headroom would not fit behind it.
+			base := dst.Addr &^ (el.chunk - 1)
+			if dst.Addr+uint64(src.Len) > base+el.chunk {
+				dst.Addr = base + el.chunk - uint64(src.Len)
+			}
+			dst.Len = src.Len
+			copy(el.umem[dst.Addr:dst.Addr+uint64(dst.Len)], w.umem[src.Addr:src.Addr+uint64(src.Len)])
+			el.tx[el.ntx] = dst
+			el.ntx++
+			w.acc[cTXBytes] += uint64(dst.Len)
+			w.acc[cCrossLink]++
+		}
+		if used < got {
+			el.q.Release(w.alloc[used:got])
+		}
+	}
+	return ndrop
+}
+
+// flush transmits what each link collected during the Poll, one Transmit
+// call per queue; what a full TX ring refused goes back to that queue
+// (DropTXFull).
+func (w *Worker) flush() {
+	for e := range w.links {
+		l := &w.links[e]
+		ntx := l.ntx
+		if ntx == 0 {
+			continue
+		}
+		l.ntx = 0
+		sent := l.q.Transmit(l.tx[:ntx])
+		if sent < ntx {
+			for _, d := range l.tx[sent:ntx] {
+				w.acc[cTXBytes] -= uint64(d.Len)
+			}
+			w.acc[cDropBase+int(DropTXFull)] += uint64(ntx - sent)
+			w.acc[cDrop] += uint64(ntx - sent)
+			l.q.Release(l.tx[sent:ntx])
+		}
+		w.acc[cTX] += uint64(sent)
+	}
 }
 
 // publish adds the batch's counts to the shared block. The worker is the
@@ -177,6 +304,20 @@ func (w *Worker) owns(a [4]byte) bool {
 	return w.cfg.vips[a] || w.cfg.localSet[a]
 }
 
+// toBackend makes frame i leave by be's link and returns the source MAC it
+// must carry there.
+func (w *Worker) toBackend(i int, be *Backend) header.MAC {
+	w.out[i] = be.Link
+	return w.cfg.links[be.Link].mac
+}
+
+// toClient makes frame i leave by the link toward clients and returns the
+// source MAC it must carry there.
+func (w *Worker) toClient(i int) header.MAC {
+	w.out[i] = w.cfg.client
+	return w.cfg.links[w.cfg.client].mac
+}
+
 // forward rewrites frame i of a tracked flow for its direction.
 func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack.Dir) (Verdict, DropReason, PassReason) {
 	c := w.cfg
@@ -199,14 +340,14 @@ func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack
 			}
 			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Reply.Dst, f.Reply.Src, f.Reply.DstPort, f.Reply.SrcPort)
 			ip.DecTTL()
-			nat.SetMACs(eth, c.cfg.MAC, be.MAC)
+			nat.SetMACs(eth, w.toBackend(i, be), be.MAC)
 		} else {
 			if c.cfg.Gateway == (header.MAC{}) {
 				return VerdictDrop, DropNoNeighbor, PassNone
 			}
 			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Orig.Dst, f.Orig.Src, f.Orig.DstPort, f.Orig.SrcPort)
 			ip.DecTTL()
-			nat.SetMACs(eth, c.cfg.MAC, c.cfg.Gateway)
+			nat.SetMACs(eth, w.toClient(i), c.cfg.Gateway)
 		}
 		return VerdictTX, DropNone, PassNone
 	}
@@ -218,7 +359,7 @@ func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack
 	}
 	switch c.svcs[f.Service].svc.Mode {
 	case ModeDSR:
-		nat.SetMACs(eth, c.cfg.MAC, be.MAC)
+		nat.SetMACs(eth, w.toBackend(i, be), be.MAC)
 		return VerdictTX, DropNone, PassNone
 	case ModeIPIP:
 		return w.encap(i, be)
@@ -226,17 +367,19 @@ func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack
 	return VerdictDrop, DropNoService, PassNone // service turned to nat under a one-way flow
 }
 
-// encap wraps frame i in IP-in-IP toward be, or answers the client with
-// fragmentation-needed when the result would not fit the link.
+// encap wraps frame i in IP-in-IP toward be, or answers the sender with
+// fragmentation-needed, out of the link the frame came in on, when the
+// result would not fit the backend's link.
 func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 	d := &w.rx[i]
 	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
 	ip := header.IPv4(frame[l3:])
-	if int(ip.TotalLen())+nat.IPIPOverhead > w.cfg.mtu {
+	if mtu := w.cfg.links[be.Link].mtu; int(ip.TotalLen())+nat.IPIPOverhead > mtu {
 		if !ip.DF() {
 			return VerdictDrop, DropTooBig, PassNone
 		}
-		d.Len = uint32(nat.FragNeeded4(frame, w.cfg.cfg.MAC, uint16(w.cfg.mtu-nat.IPIPOverhead)))
+		w.out[i] = w.in
+		d.Len = uint32(nat.FragNeeded4(frame, w.cfg.links[w.in].mac, uint16(mtu-nat.IPIPOverhead)))
 		w.acc[cFragNeeded]++
 		return VerdictTX, DropNone, PassNone
 	}
@@ -248,7 +391,7 @@ func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 	buf := w.umem[d.Addr-nat.IPIPOverhead : end]
 	w.ipID++
 	nat.EncapIPIP(buf, w.cfg.cfg.EncapSrc, be.Addr, w.ipID)
-	nat.SetMACs(header.Ethernet(buf), w.cfg.cfg.MAC, be.MAC)
+	nat.SetMACs(header.Ethernet(buf), w.toBackend(i, be), be.MAC)
 	d.Addr -= nat.IPIPOverhead
 	d.Len = uint32(len(buf))
 	return VerdictTX, DropNone, PassNone
@@ -403,7 +546,7 @@ func (w *Worker) icmpError(i int, ref conntrack.Ref[conntrack.Key4]) (Verdict, D
 		if c.svcs[f.Service].svc.Mode == ModeIPIP {
 			return w.encap(i, be)
 		}
-		nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, be.MAC)
+		nat.SetMACs(header.Ethernet(frame), w.toBackend(i, be), be.MAC)
 		return VerdictTX, DropNone, PassNone
 	}
 	if ip.TTL() <= 1 {
@@ -418,7 +561,7 @@ func (w *Worker) icmpError(i int, ref conntrack.Ref[conntrack.Key4]) (Verdict, D
 		}
 		nat.RewriteICMPError4(ip, icmp, f.Reply.Dst, f.Reply.Src, f.Reply.Src, f.Reply.Dst, f.Reply.SrcPort, f.Reply.DstPort)
 		ip.DecTTL()
-		nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, be.MAC)
+		nat.SetMACs(header.Ethernet(frame), w.toBackend(i, be), be.MAC)
 		return VerdictTX, DropNone, PassNone
 	}
 	// About a packet sent to the backend as local -> backend: the client
@@ -428,6 +571,6 @@ func (w *Worker) icmpError(i int, ref conntrack.Ref[conntrack.Key4]) (Verdict, D
 	}
 	nat.RewriteICMPError4(ip, icmp, f.Orig.Dst, f.Orig.Src, f.Orig.Src, f.Orig.Dst, f.Orig.SrcPort, f.Orig.DstPort)
 	ip.DecTTL()
-	nat.SetMACs(header.Ethernet(frame), c.cfg.MAC, c.cfg.Gateway)
+	nat.SetMACs(header.Ethernet(frame), w.toClient(i), c.cfg.Gateway)
 	return VerdictTX, DropNone, PassNone
 }

@@ -15,9 +15,10 @@ type Mem struct {
 	tx       []Desc   // transmitted, not yet taken
 	passed   []Desc   // passed, not yet taken
 	txLimit  int      // Transmit takes at most this many per call; 0 means no limit
+	alloc    int      // Alloc hands out at most this many per call; -1 means no limit
 
 	// Counters of what crossed the queue, for assertions.
-	Received, Transmitted, Passed, Released uint64
+	Received, Transmitted, Passed, Released, Allocated uint64
 }
 
 // NewMem returns a Mem with the given number of chunks of chunkSize bytes
@@ -32,7 +33,7 @@ func NewMem(chunks, chunkSize, headroom int) (*Mem, error) {
 	if chunks < 1 {
 		return nil, fmt.Errorf("nic: need at least one chunk")
 	}
-	m := &Mem{umem: make([]byte, chunks*chunkSize), chunk: chunkSize, headroom: headroom}
+	m := &Mem{umem: make([]byte, chunks*chunkSize), chunk: chunkSize, headroom: headroom, alloc: -1}
 	m.free = make([]uint64, 0, chunks)
 	for i := chunks - 1; i >= 0; i-- {
 		m.free = append(m.free, uint64(i*chunkSize))
@@ -55,6 +56,11 @@ func (m *Mem) Headroom() int { return m.headroom }
 // SetTXLimit makes Transmit accept at most n frames per call, to exercise
 // a full transmit ring. Zero removes the limit.
 func (m *Mem) SetTXLimit(n int) { m.txLimit = n }
+
+// SetAllocLimit makes Alloc hand out at most n chunks per call, to
+// exercise a queue that keeps its chunks for receiving; n < 0 removes the
+// limit, n = 0 makes every Alloc return 0.
+func (m *Mem) SetAllocLimit(n int) { m.alloc = n }
 
 // Inject copies frame into a free chunk and queues it for Receive. It
 // reports false when no chunk is free or the frame does not fit.
@@ -86,6 +92,22 @@ func (m *Mem) Receive(d []Desc) int {
 	rest := copy(m.rx, m.rx[n:])
 	m.rx = m.rx[:rest]
 	m.Received += uint64(n)
+	return n
+}
+
+// Alloc implements Queue: it pops up to len(d) chunks off the free stack
+// (the same stack Inject takes from) and keeps none back.
+func (m *Mem) Alloc(d []Desc) int {
+	n := min(len(d), len(m.free))
+	if m.alloc >= 0 {
+		n = min(n, m.alloc)
+	}
+	top := len(m.free)
+	for i := range n {
+		d[i] = Desc{Addr: m.free[top-1-i] + uint64(m.headroom)}
+	}
+	m.free = m.free[:top-n]
+	m.Allocated += uint64(n)
 	return n
 }
 

@@ -74,3 +74,58 @@ func TestNewMemValidates(t *testing.T) {
 		}
 	}
 }
+
+// TestMemAlloc: Alloc hands out empty frames at the headroom of free
+// chunks, shares the free stack with Inject, and its chunks come back
+// through Transmit and Release like received ones.
+func TestMemAlloc(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		chunks, limit int
+		ask, want     int
+	}{
+		{"all free", 4, -1, 4, 4},
+		{"more than free", 4, -1, 8, 4},
+		{"limited", 4, 2, 4, 2},
+		{"refused", 4, 0, 4, 0},
+		{"nothing asked", 4, -1, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := NewMem(c.chunks, 2048, 256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.SetAllocLimit(c.limit)
+			d := make([]Desc, c.ask)
+			n := m.Alloc(d)
+			if n != c.want || m.Free() != c.chunks-n || m.Allocated != uint64(n) {
+				t.Fatalf("Alloc(%d) = %d, free %d, allocated %d; want %d", c.ask, n, m.Free(), m.Allocated, c.want)
+			}
+			seen := map[uint64]bool{}
+			for _, x := range d[:n] {
+				if x.Len != 0 || x.Addr%2048 != 256 || seen[x.Addr] {
+					t.Fatalf("allocated %+v (seen before: %v)", x, seen[x.Addr])
+				}
+				seen[x.Addr] = true
+			}
+			if n == c.chunks && m.Inject([]byte{1}) {
+				t.Fatal("Inject succeeded with every chunk allocated")
+			}
+			if n == 0 {
+				return
+			}
+			// Write a frame into the first chunk, grown into the headroom.
+			d[0].Addr -= 20
+			copy(m.UMEM()[d[0].Addr:], "allocated frame")
+			d[0].Len = uint32(len("allocated frame"))
+			m.Transmit(d[:1])
+			m.Release(d[1:n])
+			if tx := m.TakeTX(); len(tx) != 1 || string(tx[0]) != "allocated frame" {
+				t.Fatalf("TakeTX = %q", tx)
+			}
+			if m.Free() != c.chunks {
+				t.Fatalf("free %d after giving everything back, want %d", m.Free(), c.chunks)
+			}
+		})
+	}
+}

@@ -16,8 +16,12 @@
 // Receive hands frames to the caller, who then owns them until it gives each
 // one back exactly once: Transmit (the queue sends it, then reuses the
 // chunk), Pass (to the kernel's stack where the port can, otherwise counted
-// and dropped by the port) or Release (dropped, chunk reused). A Queue is used
-// by one goroutine at a time: the worker that polls it.
+// and dropped by the port) or Release (dropped, chunk reused). Alloc hands
+// out empty chunks on the same terms, for a frame the caller builds itself:
+// a frame received on one queue and sent out of another (two-armed
+// operation) is copied into a chunk allocated on the queue it leaves by,
+// since each queue sends only from its own UMEM. A Queue is used by one
+// goroutine at a time: the worker that polls it.
 package nic
 
 import "errors"
@@ -54,4 +58,13 @@ type Queue interface {
 	Pass(d []Desc)
 	// Release drops frames and recycles their chunks.
 	Release(d []Desc)
+	// Alloc moves up to len(d) free chunks to the caller and returns how
+	// many: each d[i] names an empty frame at Headroom bytes into its
+	// chunk (Addr = chunk base + Headroom, Len = 0). The caller writes the
+	// frame, sets Len (it may also move Addr back, staying in the chunk)
+	// and owns the chunk as it owns a received frame: it gives it back
+	// exactly once, with Transmit or Release. A queue may keep some free
+	// chunks back for receiving and return fewer than asked, or none. It
+	// never blocks, allocates nothing and makes no system call.
+	Alloc(d []Desc) int
 }

@@ -23,9 +23,11 @@ import (
 // hand-over checks and moves it:
 //
 //	free --refill--> fill --Receive--> held --Transmit--> tx --completion--> free
-//	                                   held --Release/Pass---------------------> free
+//	free --Alloc---------------------> held --Release/Pass---------------------> free
 //
-// free chunks sit on a stack (O(1) per frame, no scan). A worker handing
+// free chunks sit on a stack (O(1) per frame, no scan). Alloc takes from
+// the same stack, but never so much that the kernel is left with fewer than
+// allocReserve chunks to receive into (see Alloc). A worker handing
 // back a frame it does not hold, or a descriptor that leaves its chunk, is
 // a bug in the worker and panics; an entry from the kernel naming a chunk
 // the kernel was not given is counted as Stray and left alone.
@@ -46,6 +48,12 @@ type xskPort struct {
 	state []xskFrameState // owner of each chunk
 	free  []uint32        // stack of free chunk numbers; cap == len(state)
 	inTX  uint32          // chunks in state frameTX
+
+	// allocReserve is how many chunks Alloc leaves the kernel to receive
+	// into, counting those on the fill ring and the free ones the next
+	// refill posts there: half the fill ring, or half the UMEM when that
+	// is smaller.
+	allocReserve uint32
 
 	zeroCopy bool // need-wakeup on the fill ring is only ever set by zero-copy drivers
 	maxKicks int  // sendto calls per flush at most
@@ -108,6 +116,7 @@ const xskKicksPerFlush = 8
 // atomic; each call adds to each at most once.
 type xskCounters struct {
 	received, transmitted, completed, passed, released atomic.Uint64
+	allocated                                          atomic.Uint64
 	txKicks                                            atomic.Uint64
 	txErrors                                           [numTXErrors]atomic.Uint64
 	txRingFull, txInvalid                              atomic.Uint64
@@ -121,6 +130,7 @@ func (c *xskCounters) snapshot() XDPStats {
 		Completed:     c.completed.Load(),
 		Passed:        c.passed.Load(),
 		Released:      c.released.Load(),
+		Allocated:     c.allocated.Load(),
 		TXKicks:       c.txKicks.Load(),
 		TXRingFull:    c.txRingFull.Load(),
 		TXInvalid:     c.txInvalid.Load(),
@@ -160,6 +170,8 @@ func newXSKPort(cfg XDPConfig, umem []byte, maps [numRings][]byte, offs [numRing
 		maxKicks: xskKicksPerFlush,
 		k:        k,
 		c:        c,
+
+		allocReserve: uint32(min(cfg.FillSize, cfg.Frames) / 2),
 	}
 	for i := range p.free {
 		p.free[i] = uint32(len(p.free) - 1 - i) // pop yields chunk 0 first
@@ -313,6 +325,45 @@ func (p *xskPort) flushTX() {
 		}
 		p.complete() // make room on the completion ring for the next kick
 	}
+}
+
+// Alloc implements Queue.Alloc: it reaps finished transmissions and hands
+// out free chunks, each as an empty frame at the receive headroom, owned by
+// the worker as a received frame is.
+//
+// The chunks come off the free stack that also feeds the fill ring, so
+// Alloc must not starve reception: it takes a chunk only while the kernel
+// keeps at least allocReserve (half the fill ring, FillSize/2, or half the
+// UMEM when that is smaller) to receive into, counting the entries on the
+// fill ring it has not consumed yet and the free chunks the next refill
+// posts there. With the defaults (4096 chunks, a 2048-entry fill ring) a
+// worker whose fill ring is full may take every free chunk (up to 2048,
+// minus what it holds and what is in flight); as the kernel drains the
+// fill ring, Alloc gives out less, and nothing once the kernel is down to
+// 1024 buffers. The cost is one atomic load of the fill ring's consumer
+// position; no system call.
+func (p *xskPort) Alloc(d []Desc) int {
+	if p.inTX > 0 {
+		p.complete()
+	}
+	top := uint32(len(p.free))
+	want := uint32(min(len(d), int(top)))
+	if want == 0 {
+		return 0
+	}
+	rx := p.fill.pending() + top // what the kernel can still receive into
+	if rx <= p.allocReserve {
+		return 0
+	}
+	n := min(want, rx-p.allocReserve)
+	for i := uint32(0); i < n; i++ {
+		idx := p.free[top-1-i]
+		p.state[idx] = frameHeld
+		d[i] = Desc{Addr: uint64(idx)<<p.shift + uint64(p.headroom)}
+	}
+	p.free = p.free[:top-n]
+	addNonZero(&p.c.allocated, n)
+	return int(n)
 }
 
 // Release implements Queue.Release: the chunks go back on the free stack,

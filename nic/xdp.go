@@ -194,6 +194,7 @@ type XDPStats struct {
 	Completed   uint64 // transmitted frames the kernel has finished with
 	Passed      uint64 // frames given to Pass (dropped: see (*XDP).Pass)
 	Released    uint64 // frames given to Release
+	Allocated   uint64 // empty frames Alloc handed out
 
 	TXKicks    uint64        // sendto calls made to start transmission
 	TXErrors   TXErrorCounts // failed kicks by errno

@@ -302,6 +302,13 @@ func (x *XDP) Pass(d []Desc) { x.port.Pass(d) }
 // next Receive or Wait.
 func (x *XDP) Release(d []Desc) { x.port.Release(d) }
 
+// Alloc implements Queue: empty frames in free chunks of this queue's UMEM,
+// for frames the worker copies in from another queue. It keeps half the
+// fill ring's worth of chunks for the kernel to receive into (see
+// xskPort.Alloc), so it may return fewer than asked, or none. No system
+// call, no allocation.
+func (x *XDP) Alloc(d []Desc) int { return x.port.Alloc(d) }
+
 // Wait is the worker's idle sleep. It reaps finished transmissions, tops up
 // the fill ring and flushes the TX ring, then sleeps in poll(2) until
 // frames are waiting on the RX ring or timeout passes (a negative timeout
@@ -341,6 +348,71 @@ func (x *XDP) Wait(timeout time.Duration) error {
 		}
 		if err != nil {
 			return fmt.Errorf("xdp %s queue %d: poll: %w", x.cfg.Iface, x.cfg.QueueID, err)
+		}
+		return nil
+	}
+}
+
+// MaxWaitAny is the most queues WaitAny sleeps on at once.
+const MaxWaitAny = 16
+
+// WaitAny is Wait over several queues at once, for a worker that polls a
+// queue on each of several interfaces (two-armed operation): it does for
+// each queue what Wait does before it sleeps (reap completions, top up the
+// fill ring, flush the TX ring), returns at once if any has frames waiting,
+// and otherwise sleeps in one ppoll(2) over all their sockets until one has
+// frames or timeout passes (negative: for ever; zero: only check). A signal
+// does not end the wait early. It takes at most MaxWaitAny queues, all
+// driven by the calling goroutine, and allocates nothing. It returns
+// net.ErrClosed if any queue is closed.
+func WaitAny(timeout time.Duration, qs ...*XDP) error {
+	if len(qs) > MaxWaitAny {
+		return fmt.Errorf("xdp: wait on %d queues, at most %d", len(qs), MaxWaitAny)
+	}
+	for _, x := range qs {
+		if x.sys.fd < 0 {
+			return net.ErrClosed
+		}
+	}
+	ready := false
+	for _, x := range qs {
+		// Every queue, even after one is found ready: each has its fill
+		// ring to top up and its TX ring to flush.
+		if x.port.pollReady() {
+			ready = true
+		}
+	}
+	if ready || len(qs) == 0 {
+		return nil
+	}
+	var pfd [MaxWaitAny]unix.PollFd
+	for i, x := range qs {
+		x.c.waits.Add(1)
+		pfd[i] = unix.PollFd{Fd: int32(x.sys.fd), Events: unix.POLLIN}
+	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	var ts unix.Timespec
+	for {
+		tsp := &ts
+		if timeout < 0 {
+			tsp = nil
+		} else {
+			ts = unix.NsecToTimespec(int64(timeout))
+		}
+		_, err := unix.Ppoll(pfd[:len(qs)], tsp, nil)
+		if err == unix.EINTR {
+			if timeout > 0 {
+				if timeout = time.Until(deadline); timeout <= 0 {
+					return nil
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("xdp: poll %d queues: %w", len(qs), err)
 		}
 		return nil
 	}

@@ -418,3 +418,256 @@ func TestOpenXDPErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestXSKPortAllocReserve: Alloc takes free chunks only while the kernel
+// keeps half the fill ring (or half the UMEM) to receive into, counting
+// the fill ring's untaken entries and the free chunks a refill would post.
+// Unprivileged: the fake kernel of ring_test.go.
+func TestXSKPortAllocReserve(t *testing.T) {
+	type step struct {
+		deliver int // frames the kernel receives first (into fill-ring chunks)
+		receive bool
+		release bool // give back everything the worker holds
+		ask     int
+		want    int
+	}
+	for _, c := range []struct {
+		name         string
+		frames, fill int
+		steps        []step
+	}{
+		{"fill ring full: every free chunk", 512, 128, []step{
+			{ask: 512, want: 384}, // 128 on the fill ring, 384 free, reserve 64
+			{ask: 1, want: 0},     // none free
+		}},
+		{"kernel drained the fill ring", 512, 128, []step{
+			{deliver: 100, ask: 512, want: 348}, // 28 on the ring + 384 free - 64
+			{ask: 1, want: 0},                   // 28 + 36 left = the reserve
+			// The worker gives back all 448; the 36 free went to the fill ring.
+			{receive: true, release: true, ask: 512, want: 448},
+		}},
+		{"small UMEM: half of it", 64, 2048, []step{
+			{ask: 64, want: 0}, // all 64 on the fill ring, none free
+			{deliver: 40, receive: true, release: true, ask: 64, want: 32}, // 24 on the ring + 40 free - 32
+			{release: true, ask: 64, want: 32},
+			{deliver: 24, ask: 64, want: 0}, // fill ring empty, 8 free
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeXSK(t, XDPConfig{Frames: c.frames, FillSize: c.fill})
+			var held []Desc
+			for i, s := range c.steps {
+				for range s.deliver {
+					if !f.deliver([]byte("rx")) {
+						t.Fatalf("step %d: deliver failed", i)
+					}
+				}
+				if s.receive {
+					d := make([]Desc, c.frames)
+					held = append(held, d[:f.port.Receive(d)]...)
+				}
+				if s.release {
+					f.port.Release(held)
+					held = held[:0]
+				}
+				d := make([]Desc, s.ask)
+				n := f.port.Alloc(d)
+				if n != s.want {
+					t.Fatalf("step %d: Alloc(%d) = %d, want %d (owners %v)", i, s.ask, n, s.want, f.port.owners())
+				}
+				for _, x := range d[:n] {
+					if x.Len != 0 || x.Addr%uint64(f.cfg.FrameSize) != uint64(f.port.headroom) || f.port.state[x.Addr>>f.port.shift] != frameHeld {
+						t.Fatalf("step %d: allocated %+v in state %v", i, x, f.port.state[x.Addr>>f.port.shift])
+					}
+				}
+				held = append(held, d[:n]...)
+				f.check()
+				if rx := int(f.port.fill.pending()) + len(f.port.free); n > 0 && rx < int(f.port.allocReserve) {
+					t.Fatalf("step %d: kernel left with %d buffers, reserve %d", i, rx, f.port.allocReserve)
+				}
+			}
+			if got := f.c.snapshot().Allocated; got != uint64(sumWant(c.steps, func(s step) int { return s.want })) {
+				t.Fatalf("Allocated %d", got)
+			}
+		})
+	}
+}
+
+func sumWant[T any](xs []T, f func(T) int) int {
+	n := 0
+	for _, x := range xs {
+		n += f(x)
+	}
+	return n
+}
+
+// TestXSKPortAllocTransmit: allocated chunks carry frames the worker
+// writes, go out through Transmit (grown into the headroom too), and come
+// back to the free stack on completion, where the next Alloc finds them.
+func TestXSKPortAllocTransmit(t *testing.T) {
+	f := newFakeXSK(t, XDPConfig{Frames: 16, FillSize: 8})
+	d := make([]Desc, 8)
+	if n := f.port.Alloc(d); n != 8 {
+		t.Fatalf("Alloc = %d, want 8", n)
+	}
+	for i := range d {
+		if i%2 == 1 {
+			d[i].Addr -= 20 // as a frame grown for IP-in-IP
+		}
+		d[i].Len = uint32(copy(f.umem[d[i].Addr:], fmt.Sprintf("copied %d", i)))
+	}
+	if n := f.port.Transmit(d); n != 8 {
+		t.Fatalf("Transmit took %d", n)
+	}
+	if len(f.sent) != 8 || string(f.sent[7]) != "copied 7" {
+		t.Fatalf("sent %q", f.sent)
+	}
+	// Completions are on the ring, not reaped: Alloc reaps them.
+	if own := f.port.owners(); own[frameTX] != 8 {
+		t.Fatalf("owners %v", own)
+	}
+	if n := f.port.Alloc(d); n != 8 {
+		t.Fatalf("Alloc after completion = %d, want 8", n)
+	}
+	f.port.Release(d)
+	f.check()
+	if own := f.port.owners(); own[frameHeld] != 0 || own[frameTX] != 0 {
+		t.Fatalf("owners %v", own)
+	}
+	s := f.c.snapshot()
+	if s.Allocated != 16 || s.Transmitted != 8 || s.Completed != 8 || s.Released != 8 {
+		t.Fatalf("stats %+v", s)
+	}
+	// An allocated chunk is held: giving it back twice is a worker bug.
+	f.port.Alloc(d[:1])
+	f.port.Release(d[:1])
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "not held") {
+			t.Fatalf("recovered %v, want a panic about a chunk not held", r)
+		}
+	}()
+	f.port.Release(d[:1])
+}
+
+// TestXSKPortAllocNoAllocs: Alloc, fill and Transmit allocate nothing.
+func TestXSKPortAllocNoAllocs(t *testing.T) {
+	f := newFakeXSK(t, XDPConfig{Frames: 512, FillSize: 256})
+	f.discard = true
+	d := make([]Desc, 64)
+	a := testing.AllocsPerRun(100, func() {
+		n := f.port.Alloc(d)
+		for i := range d[:n] {
+			d[i].Len = 60
+		}
+		f.port.Transmit(d[:n])
+	})
+	if a != 0 {
+		t.Fatalf("%v allocations per round", a)
+	}
+	if f.nsent == 0 {
+		t.Fatal("nothing sent: the measurement shows nothing")
+	}
+}
+
+// drainXSK releases whatever arrives on x until it has been quiet for a
+// while (IPv6 autoconfiguration of the peer may still send a frame).
+func drainXSK(x *XDP) {
+	d := make([]Desc, 64)
+	for x.Wait(50*time.Millisecond) == nil {
+		n := x.Receive(d)
+		if n == 0 {
+			return
+		}
+		x.Release(d[:n])
+	}
+}
+
+// TestWaitAny: one sleep over two sockets on two interfaces (as a
+// two-armed worker makes): it sleeps its timeout when both are idle
+// without using the CPU, returns at once when one already has frames, and
+// wakes when a frame reaches either.
+func TestWaitAny(t *testing.T) {
+	la, lb := newXSKLab(t), newXSKLab(t)
+	xa, xb := la.open(XDPConfig{}), lb.open(XDPConfig{})
+	drainXSK(xa)
+	drainXSK(xb)
+	d := make([]Desc, 64)
+
+	t.Run("idle", func(t *testing.T) {
+		const wait = 300 * time.Millisecond
+		c0, t0 := cpuTime(t), time.Now()
+		if err := WaitAny(wait, xa, xb); err != nil {
+			t.Fatal(err)
+		}
+		cpu, wall := cpuTime(t)-c0, time.Since(t0)
+		if n := xa.Receive(d) + xb.Receive(d[32:]); n > 0 {
+			t.Skipf("traffic arrived during the wait (%d frames); measurement void", n)
+		}
+		t.Logf("WaitAny(%v): %v wall, %v CPU", wait, wall, cpu)
+		if wall < wait {
+			t.Errorf("returned after %v, before the %v timeout", wall, wait)
+		}
+		if cpu > wall/20 {
+			t.Errorf("used %v of CPU in %v while idle", cpu, wall)
+		}
+	})
+	for _, c := range []struct {
+		name string
+		l    *xskLab
+		x    *XDP
+	}{{"wakes on the first", la, xa}, {"wakes on the second", lb, xb}} {
+		t.Run(c.name, func(t *testing.T) {
+			const delay = 100 * time.Millisecond
+			go func() {
+				time.Sleep(delay)
+				c.l.send(c.l.frame(40000, 1, 0))
+			}()
+			t0 := time.Now()
+			if err := WaitAny(10*time.Second, xa, xb); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(t0)
+			n := c.x.Receive(d)
+			c.x.Release(d[:n])
+			if n == 0 || took > delay+time.Second {
+				t.Fatalf("returned after %v with %d frames; the frame was sent after %v", took, n, delay)
+			}
+		})
+	}
+	t.Run("ready", func(t *testing.T) {
+		lb.send(lb.frame(40000, 2, 0))
+		time.Sleep(50 * time.Millisecond) // let the kernel put it on the RX ring
+		t0 := time.Now()
+		if err := WaitAny(10*time.Second, xa, xb); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(t0); took > 100*time.Millisecond {
+			t.Fatalf("took %v with a frame waiting", took)
+		}
+		xb.Release(d[:xb.Receive(d)])
+	})
+	t.Run("no allocations", func(t *testing.T) {
+		if a := testing.AllocsPerRun(20, func() { WaitAny(0, xa, xb) }); a != 0 {
+			t.Fatalf("%v allocations per call", a)
+		}
+		if a := testing.AllocsPerRun(5, func() { WaitAny(time.Millisecond, xa, xb) }); a != 0 {
+			t.Fatalf("%v allocations per sleeping call", a)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		many := make([]*XDP, MaxWaitAny+1)
+		for i := range many {
+			many[i] = xa
+		}
+		if err := WaitAny(0, many...); err == nil {
+			t.Fatal("WaitAny took more than MaxWaitAny queues")
+		}
+		if err := WaitAny(0); err != nil {
+			t.Fatalf("no queues: %v", err)
+		}
+		closed := &XDP{sys: xskSys{fd: -1}} // what Close leaves
+		if err := WaitAny(time.Millisecond, xa, closed); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("with a closed queue: %v", err)
+		}
+	})
+}

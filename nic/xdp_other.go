@@ -44,8 +44,17 @@ func (x *XDP) Pass(d []Desc) {}
 // Release does nothing.
 func (x *XDP) Release(d []Desc) {}
 
+// Alloc returns 0.
+func (x *XDP) Alloc(d []Desc) int { return 0 }
+
 // Wait returns ErrNotSupported.
 func (x *XDP) Wait(timeout time.Duration) error { return ErrNotSupported }
+
+// MaxWaitAny is the most queues WaitAny sleeps on at once.
+const MaxWaitAny = 16
+
+// WaitAny returns ErrNotSupported.
+func WaitAny(timeout time.Duration, qs ...*XDP) error { return ErrNotSupported }
 
 // Stats returns ErrNotSupported.
 func (x *XDP) Stats() (XDPStats, error) { return XDPStats{}, ErrNotSupported }

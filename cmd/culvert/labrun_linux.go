@@ -41,8 +41,10 @@ func startLab(ctx context.Context, mode, exe string, env []string) (*labRun, err
 	return startLabWith(ctx, mode, lab.Options{}, exe, env, nil)
 }
 
-// startLabWith is startLab on a lab made with opt (DSR is set from mode).
-// edit, when not nil, changes the appliance's configuration before start.
+// startLabWith is startLab on a lab made with opt (DSR is set from mode):
+// two-armed (lab.TwoArmed), the appliance runs on both its interfaces, the
+// client side toward the router's uplink. edit, when not nil, changes the
+// appliance's configuration before start.
 func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string, env []string, edit func(*appliance.Spec)) (*labRun, error) {
 	opt.DSR = mode != "nat"
 	l, err := lab.Up(ctx, opt)
@@ -60,8 +62,17 @@ func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string,
 		return nil, err
 	}
 	spec := appliance.Default(mode)
-	spec.Interfaces = []appliance.InterfaceSpec{{Name: l.ServerSide.Name, Queues: l.ServerSide.Queues}}
-	spec.Gateway = l.Router.LinkOn(lab.SegmentServer).Addr.Addr()
+	if l.Topology == lab.TwoArmed {
+		spec.Interfaces = []appliance.InterfaceSpec{
+			{Name: l.ClientSide.Name, Queues: l.ClientSide.Queues, Role: appliance.RoleClient},
+			{Name: l.ServerSide.Name, Queues: l.ServerSide.Queues, Role: appliance.RoleServer},
+		}
+	} else {
+		spec.Interfaces = []appliance.InterfaceSpec{{Name: l.ServerSide.Name, Queues: l.ServerSide.Queues}}
+	}
+	// The router's address on the appliance's client side: the server
+	// segment one-armed, the uplink two-armed.
+	spec.Gateway = l.Gateway().Addr.Addr()
 	if len(spec.Services[0].Backends) != len(l.Backends) {
 		return nil, fmt.Errorf("lab has %d backends, the default config %d", len(l.Backends), len(spec.Services[0].Backends))
 	}
