@@ -23,10 +23,10 @@ import (
 	pt "github.com/culvert-lb/culvert/internal/packettest"
 )
 
-// TestLabLongTransfer: a long TCP transfer through the VIP (nat and dsr)
-// arrives complete and correct.
+// TestLabLongTransfer: a long TCP transfer through the VIP arrives complete
+// and correct in every mode.
 func TestLabLongTransfer(t *testing.T) {
-	for _, mode := range []string{"nat", "dsr"} {
+	for _, mode := range []string{"nat", "dsr", "ipip"} {
 		t.Run(mode, func(t *testing.T) {
 			r := labForTest(t, mode)
 			const n = 256 << 20

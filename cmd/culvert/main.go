@@ -29,6 +29,7 @@ usage:
   culvert run --config FILE      run the appliance (root: AF_XDP, XDP)
   culvert check-config FILE      validate a configuration file
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
+  culvert lab up|down            a namespace lab to try it by hand (root)
   culvert demo [flags]           run the built-in default on a namespace lab (root; else
                                  in memory) and print how traffic spread over the backends
   culvert version                print the version
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return checkConfig(args[1:])
 	case "decap":
 		return decap(ctx, args[1:], log)
+	case "lab":
+		return labCmd(ctx, args[1:])
 	case "version":
 		fmt.Println("culvert", version)
 		return nil
