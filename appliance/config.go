@@ -17,32 +17,38 @@ import (
 // The YAML form of a Spec. Names follow what an operator of keepalived,
 // HAProxy or IPVS would guess. Unknown keys are errors.
 type fileSpec struct {
-	Interfaces []struct {
-		Name   string `yaml:"name,omitempty"`
-		Queues int    `yaml:"queues"`
-		Role   string `yaml:"role,omitempty"`
-	} `yaml:"interfaces"`
-	Gateway     string   `yaml:"gateway,omitempty"`
-	MaxFlows    int      `yaml:"max_flows,omitempty"`
-	HashKey     string   `yaml:"hash_key"`
-	LocalAddrs  []string `yaml:"local_addrs"`
-	EncapSource string   `yaml:"encap_source,omitempty"`
-	MTU         int      `yaml:"mtu,omitempty"`
-	MaglevSize  int      `yaml:"maglev_size,omitempty"`
-	Services    []struct {
-		Name        string `yaml:"name,omitempty"`
-		VIP         string `yaml:"vip"`
-		Protocol    string `yaml:"protocol"`
-		Port        int    `yaml:"port"`
-		Mode        string `yaml:"mode"`
-		Scheduler   string `yaml:"scheduler,omitempty"`
-		Persistence string `yaml:"persistence,omitempty"`
-		Backends    []struct {
-			Address string `yaml:"address"`
-			Port    int    `yaml:"port"`
-			Weight  *int   `yaml:"weight"`
-		} `yaml:"backends"`
-	} `yaml:"services"`
+	Interfaces  []fileInterface `yaml:"interfaces"`
+	Gateway     string          `yaml:"gateway,omitempty"`
+	MaxFlows    int             `yaml:"max_flows,omitempty"`
+	HashKey     string          `yaml:"hash_key"`
+	LocalAddrs  []string        `yaml:"local_addrs"`
+	EncapSource string          `yaml:"encap_source,omitempty"`
+	MTU         int             `yaml:"mtu,omitempty"`
+	MaglevSize  int             `yaml:"maglev_size,omitempty"`
+	Services    []fileService   `yaml:"services"`
+}
+
+type fileInterface struct {
+	Name   string `yaml:"name,omitempty"`
+	Queues int    `yaml:"queues"`
+	Role   string `yaml:"role,omitempty"`
+}
+
+type fileService struct {
+	Name        string        `yaml:"name,omitempty"`
+	VIP         string        `yaml:"vip"`
+	Protocol    string        `yaml:"protocol"`
+	Port        int           `yaml:"port"`
+	Mode        string        `yaml:"mode"`
+	Scheduler   string        `yaml:"scheduler,omitempty"`
+	Persistence string        `yaml:"persistence,omitempty"`
+	Backends    []fileBackend `yaml:"backends"`
+}
+
+type fileBackend struct {
+	Address string `yaml:"address"`
+	Port    int    `yaml:"port"`
+	Weight  *int   `yaml:"weight"`
 }
 
 // LoadFile reads and validates a configuration file. Every problem is
@@ -286,53 +292,29 @@ func (f *fileSpec) spec() (*Spec, []error) {
 // Marshal writes s in the configuration file's YAML form; Parse reads it
 // back to an equal Spec.
 func Marshal(s *Spec) ([]byte, error) {
-	var f fileSpec
-	for _, i := range s.Interfaces {
-		f.Interfaces = append(f.Interfaces, struct {
-			Name   string `yaml:"name,omitempty"`
-			Queues int    `yaml:"queues"`
-			Role   string `yaml:"role,omitempty"`
-		}{i.Name, i.Queues, i.Role})
-	}
 	str := func(a netip.Addr) string {
 		if !a.IsValid() {
 			return ""
 		}
 		return a.String()
 	}
-	f.Gateway, f.MaxFlows, f.HashKey, f.EncapSource, f.MTU, f.MaglevSize = str(s.Gateway), s.MaxFlows, s.HashKey, str(s.EncapSource), s.MTU, s.MaglevSize
+	f := fileSpec{Gateway: str(s.Gateway), MaxFlows: s.MaxFlows, HashKey: s.HashKey, EncapSource: str(s.EncapSource), MTU: s.MTU, MaglevSize: s.MaglevSize}
+	for _, i := range s.Interfaces {
+		f.Interfaces = append(f.Interfaces, fileInterface{Name: i.Name, Queues: i.Queues, Role: i.Role})
+	}
 	for _, a := range s.LocalAddrs {
 		f.LocalAddrs = append(f.LocalAddrs, a.String())
 	}
 	for _, sv := range s.Services {
-		fs := f.Services
-		fs = append(fs, struct {
-			Name        string `yaml:"name,omitempty"`
-			VIP         string `yaml:"vip"`
-			Protocol    string `yaml:"protocol"`
-			Port        int    `yaml:"port"`
-			Mode        string `yaml:"mode"`
-			Scheduler   string `yaml:"scheduler,omitempty"`
-			Persistence string `yaml:"persistence,omitempty"`
-			Backends    []struct {
-				Address string `yaml:"address"`
-				Port    int    `yaml:"port"`
-				Weight  *int   `yaml:"weight"`
-			} `yaml:"backends"`
-		}{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler})
-		last := &fs[len(fs)-1]
+		fs := fileService{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler}
 		if sv.Persistence != 0 {
-			last.Persistence = sv.Persistence.String()
+			fs.Persistence = sv.Persistence.String()
 		}
 		for _, b := range sv.Backends {
 			w := int(b.Weight)
-			last.Backends = append(last.Backends, struct {
-				Address string `yaml:"address"`
-				Port    int    `yaml:"port"`
-				Weight  *int   `yaml:"weight"`
-			}{b.Address.String(), int(b.Port), &w})
+			fs.Backends = append(fs.Backends, fileBackend{Address: b.Address.String(), Port: int(b.Port), Weight: &w})
 		}
-		f.Services = fs
+		f.Services = append(f.Services, fs)
 	}
 	return yaml.Marshal(&f)
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 )
 
 // Decap is the IPIP decapsulation XDP program (see the notes in decap.go)
@@ -19,15 +17,9 @@ import (
 // Its methods are safe for concurrent use and serialized with each other.
 // There is no useful zero value: use NewDecap.
 type Decap struct {
-	mu     sync.Mutex
-	iface  string
-	mode   AttachMode
-	coll   *ebpf.Collection
-	prog   *ebpf.Program
-	link   link.Link // nil when not attached (tests)
-	closed bool
-	addrs  *ebpf.Map
-	stats  *ebpf.Map
+	progAttachment
+	addrs *ebpf.Map
+	stats *ebpf.Map
 }
 
 // NewDecap loads the decapsulation program with the host's addresses addrs
@@ -61,11 +53,9 @@ func loadDecap(iface string, addrs [][4]byte) (*Decap, error) {
 		return nil, fmt.Errorf("decap on %s: load: %w", iface, err)
 	}
 	d := &Decap{
-		iface: iface,
-		coll:  coll,
-		prog:  coll.Programs[decapProgName],
-		addrs: coll.Maps[decapMapAddrs],
-		stats: coll.Maps[decapMapStats],
+		progAttachment: progAttachment{iface: iface, coll: coll, prog: coll.Programs[decapProgName]},
+		addrs:          coll.Maps[decapMapAddrs],
+		stats:          coll.Maps[decapMapStats],
 	}
 	// The map is full before the program is attached: no frame sees it
 	// half filled.
@@ -114,20 +104,4 @@ func (d *Decap) Stats() (DecapStats, error) {
 
 // Close detaches the program and frees it and its maps. Further calls do
 // nothing.
-func (d *Decap) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	var err error
-	if d.link != nil {
-		err = d.link.Close()
-	}
-	d.coll.Close()
-	if err != nil {
-		return fmt.Errorf("decap on %s: detach: %w", d.iface, err)
-	}
-	return nil
-}
+func (d *Decap) Close() error { return d.close("decap") }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -23,14 +22,8 @@ import (
 // entry either before or after a change. There is no useful zero value:
 // use NewSteering.
 type Steering struct {
-	mu     sync.Mutex
-	iface  string
+	progAttachment
 	queues int
-	mode   AttachMode
-	coll   *ebpf.Collection
-	prog   *ebpf.Program
-	link   link.Link // nil when not attached (tests)
-	closed bool
 
 	services, locals, vips, xsks, stats *ebpf.Map
 }
@@ -67,15 +60,13 @@ func loadSteering(iface string, queues int) (*Steering, error) {
 		return nil, fmt.Errorf("steering on %s: load: %w", iface, err)
 	}
 	return &Steering{
-		iface:    iface,
-		queues:   queues,
-		coll:     coll,
-		prog:     coll.Programs[steerProgName],
-		services: coll.Maps[steerMapServices],
-		locals:   coll.Maps[steerMapLocals],
-		vips:     coll.Maps[steerMapVIPs],
-		xsks:     coll.Maps[steerMapXSKs],
-		stats:    coll.Maps[steerMapStats],
+		progAttachment: progAttachment{iface: iface, coll: coll, prog: coll.Programs[steerProgName]},
+		queues:         queues,
+		services:       coll.Maps[steerMapServices],
+		locals:         coll.Maps[steerMapLocals],
+		vips:           coll.Maps[steerMapVIPs],
+		xsks:           coll.Maps[steerMapXSKs],
+		stats:          coll.Maps[steerMapStats],
 	}, nil
 }
 
@@ -299,20 +290,4 @@ func progSumCounters(m *ebpf.Map, c []uint64) error {
 
 // Close detaches the program and frees it and its maps. Further calls do
 // nothing.
-func (s *Steering) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	var err error
-	if s.link != nil {
-		err = s.link.Close()
-	}
-	s.coll.Close()
-	if err != nil {
-		return fmt.Errorf("steering on %s: detach: %w", s.iface, err)
-	}
-	return nil
-}
+func (s *Steering) Close() error { return s.close("steering") }
