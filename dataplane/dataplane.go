@@ -266,9 +266,17 @@ func (d *Dataplane) onExpired(f *conntrack.Flow[conntrack.Key4]) {
 	if f.Orig.Proto == conntrack.ProtoPersist {
 		return
 	}
-	d.active.Dec(f.Backend)
-	if f.HasReply {
-		reg := *d.locals.Load()
+	if int(f.Backend) < d.active.Cap() {
+		d.active.Dec(f.Backend)
+	}
+	if !f.HasReply {
+		return
+	}
+	// A flow imported from an HA peer may name a local address or worker
+	// this process never had; its port was never ours to return.
+	reg := *d.locals.Load()
+	if int(f.Local) < len(reg) && int(f.Owner) < len(reg[f.Local].pools) &&
+		reg[f.Local].addr == f.Reply.Dst {
 		reg[f.Local].pools[f.Owner].Release(f.Reply.DstPort, d.sweepNow)
 	}
 }

@@ -463,3 +463,22 @@ func TestTXFull(t *testing.T) {
 		t.Fatalf("a frame leaked: %d free", l.q.Free())
 	}
 }
+
+// TestExpireForeignFlow: a full-NAT flow whose local-address and worker
+// indexes this dataplane never issued (an import from an HA peer) expires
+// without touching any port pool.
+func TestExpireForeignFlow(t *testing.T) {
+	l := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{})
+	f := conntrack.Flow[conntrack.Key4]{
+		Orig:     keyOf(netip.MustParseAddrPort("198.19.0.9:1234"), header.ProtoTCP),
+		Reply:    conntrack.Key4{Src: a4(beAddrs[0]), Dst: [4]byte{198, 18, 2, 99}, SrcPort: backendPort, DstPort: 4000, Proto: header.ProtoTCP},
+		HasReply: true, Local: 77, Owner: 9, Backend: 70000,
+	}
+	if _, err := l.dp.Table().Insert(&f, conntrack.StateEstablished, conntrack.Time(l.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	l.clk.Advance(conntrack.DefaultTimeouts().Established + 2*time.Second)
+	if n := l.dp.Sweep(1 << 20); n != 1 {
+		t.Fatalf("swept %d flows, want 1", n)
+	}
+}
