@@ -38,7 +38,6 @@ const (
 	DropFragment                  // IPv4 fragment: no ports to classify it by
 	DropBadTCPHeader              // TCP data offset below 20 or beyond the segment
 	DropBadUDPHeader              // UDP length below 8 or beyond the datagram
-	DropBadICMP                   // ICMP error to a service address quoting too little
 	DropTTLExceeded               // TTL would reach zero in a routed (nat) rewrite
 	DropNoFlow                    // not a connection start, and no flow matches
 	DropNoService                 // flow's service was removed or changed mode
@@ -57,7 +56,7 @@ const (
 
 var dropNames = [NumDropReasons]string{
 	"none", "truncated", "bad-ip-version", "bad-ihl", "bad-total-length", "bad-ip-checksum",
-	"ip-options", "fragment", "bad-tcp-header", "bad-udp-header", "bad-icmp", "ttl-exceeded",
+	"ip-options", "fragment", "bad-tcp-header", "bad-udp-header", "ttl-exceeded",
 	"no-flow", "no-service", "no-backend", "backend-gone", "no-neighbor", "table-full",
 	"ports-exhausted", "port-in-use", "too-big", "no-headroom", "tx-full", "no-tx-frame",
 }
