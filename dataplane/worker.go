@@ -338,15 +338,13 @@ func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack
 			if be.MAC == (header.MAC{}) {
 				return VerdictDrop, DropNoNeighbor, PassNone
 			}
-			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Reply.Dst, f.Reply.Src, f.Reply.DstPort, f.Reply.SrcPort)
-			ip.DecTTL()
+			nat.Route4(ip, l4, f.Orig.Proto, f.Reply.Dst, f.Reply.Src, f.Reply.DstPort, f.Reply.SrcPort)
 			nat.SetMACs(eth, w.toBackend(i, be), be.MAC)
 		} else {
 			if c.cfg.Gateway == (header.MAC{}) {
 				return VerdictDrop, DropNoNeighbor, PassNone
 			}
-			nat.Rewrite4(ip, l4, f.Orig.Proto, f.Orig.Dst, f.Orig.Src, f.Orig.DstPort, f.Orig.SrcPort)
-			ip.DecTTL()
+			nat.Route4(ip, l4, f.Orig.Proto, f.Orig.Dst, f.Orig.Src, f.Orig.DstPort, f.Orig.SrcPort)
 			nat.SetMACs(eth, w.toClient(i), c.cfg.Gateway)
 		}
 		return VerdictTX, DropNone, PassNone

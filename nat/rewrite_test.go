@@ -197,7 +197,15 @@ func TestRewrite4RandomTuples(t *testing.T) {
 		}
 		ip := header.IPv4(f[14:])
 		ns, nd := a4().As4(), a4().As4()
-		Rewrite4(ip, f[34:], ip.Protocol(), ns, nd, uint16(r.Uint32()), uint16(r.Uint32()))
+		ttl := ip.TTL()
+		if i%3 == 0 {
+			Route4(ip, f[34:], ip.Protocol(), ns, nd, uint16(r.Uint32()), uint16(r.Uint32()))
+			if ip.TTL() != ttl-1 {
+				t.Fatalf("case %d: TTL %d after Route4, want %d", i, ip.TTL(), ttl-1)
+			}
+		} else {
+			Rewrite4(ip, f[34:], ip.Protocol(), ns, nd, uint16(r.Uint32()), uint16(r.Uint32()))
+		}
 		l4 := f[34 : 14+ip.TotalLen()]
 		sum := header.PseudoHeaderChecksum4(ip.Protocol(), ns, nd, uint16(len(l4)))
 		if !ip.IsChecksumValid() || header.Checksum(l4, uint32(sum)) != 0xffff {

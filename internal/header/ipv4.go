@@ -100,7 +100,17 @@ func (b IPv4) Payload() []byte { return b[b.HeaderLen():b.TotalLen()] }
 
 // IsChecksumValid reports whether the header checksum verifies.
 func (b IPv4) IsChecksumValid() bool {
-	return Checksum(b[:b.HeaderLen()], 0) == 0xffff
+	hl := b.HeaderLen()
+	if hl == IPv4MinimumSize {
+		// Five 32-bit words, summed wide and folded once: a one's
+		// complement sum is the same over any word size (RFC 1071).
+		_ = b[19]
+		s := uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
+			uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+			uint64(binary.BigEndian.Uint32(b[16:]))
+		return fold64(s) == 0xffff
+	}
+	return Checksum(b[:hl], 0) == 0xffff
 }
 
 // CalculateChecksum returns the checksum the header should carry, computed
