@@ -33,6 +33,7 @@ type Daemon struct {
 	builder *Builder
 	links   Links
 	neigh   neighbors
+	applyMu sync.Mutex             // serialises spec changes, resolve and apply
 	hops    map[netip.Addr]nextHop // resolved next hops of the gateway and the backends
 	offside map[netip.Addr]bool    // addresses routed out of no usable dataplane interface (logged once)
 
@@ -310,11 +311,13 @@ func (d *Daemon) watchNeighbors(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			d.applyMu.Lock()
 			if d.resolve() {
 				if err := d.apply(); err != nil {
 					d.log.Error("apply after neighbour change", "err", err)
 				}
 			}
+			d.applyMu.Unlock()
 		}
 	}
 }

@@ -30,3 +30,9 @@ func (d *Daemon) Close() error { return nil }
 
 // Steering returns nil.
 func (d *Daemon) Steering() *nic.Steering { return nil }
+
+// ErrNoChange is returned by Reload when nothing changed.
+var ErrNoChange = errors.New("configuration unchanged")
+
+// Reload is not supported off Linux.
+func (d *Daemon) Reload(spec *Spec) error { return errors.New("appliance: needs Linux (AF_XDP)") }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -39,6 +41,25 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("running", "config", *path, "services", len(spec.Services))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			// A bad file is refused with its file:line:column errors; the
+			// running configuration stays.
+			next, err := appliance.LoadFile(*path)
+			if err == nil {
+				err = d.Reload(next)
+			}
+			switch {
+			case errors.Is(err, appliance.ErrNoChange):
+				log.Info("reload: no change", "config", *path)
+			case err != nil:
+				log.Error("reload refused", "config", *path, "err", err)
+			}
+		}
+	}()
 	err = d.Wait(ctx)
 	steer, _ := d.Steering().Stats()
 	d.Close()
