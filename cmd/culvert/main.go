@@ -30,6 +30,9 @@ usage:
   culvert check-config FILE      validate a configuration file
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
   culvert lab up|down            a namespace lab to try it by hand (root)
+  culvert show stats|services|flows   ask the running daemon (control socket)
+  culvert set backend ADDR[:PORT] weight N|drain   change a backend live
+  culvert reload                 re-read the configuration file (like SIGHUP)
   culvert demo [flags]           run the built-in default on a namespace lab (root; else
                                  in memory) and print how traffic spread over the backends
   culvert version                print the version
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return decap(ctx, args[1:], log)
 	case "lab":
 		return labCmd(ctx, args[1:])
+	case "show", "set", "reload":
+		return clientCmd(args[0], args[1:])
 	case "version":
 		fmt.Println("culvert", version)
 		return nil

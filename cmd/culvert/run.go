@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
 	"github.com/culvert-lb/culvert/appliance"
+	"github.com/culvert-lb/culvert/appliance/control"
+	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/nic"
 )
@@ -29,6 +33,7 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	path := fs.String("config", "/etc/culvert/culvert.yaml", "configuration file")
 	statsFile := fs.String("stats-file", "", "write the final counters here as JSON on exit")
+	ctlPath := fs.String("control", control.DefaultSocket, "control API socket (JSON over HTTP, mode 0600); empty disables it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +46,17 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("running", "config", *path, "services", len(spec.Services))
+	if *ctlPath != "" {
+		if err := os.MkdirAll(filepath.Dir(*ctlPath), 0o700); err != nil {
+			d.Close()
+			return err
+		}
+		go func() {
+			if err := control.Serve(ctx, *ctlPath, daemonAPI{d: d, path: *path}); err != nil {
+				log.Error("control API", "err", err)
+			}
+		}()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -66,19 +82,62 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 	s := d.Dataplane().Stats()
 	log.Info("stopped", "rx", s.RX, "tx", s.TX, "pass", s.Pass, "drop", s.Drop, "new_flows", s.NewFlows)
 	if *statsFile != "" {
-		out := RunStats{Dataplane: s, Steering: steer, LiveFlows: d.Dataplane().Table().Stats().Live}
-		for i, n := range s.Drops {
-			if n > 0 {
-				if out.DropReasons == nil {
-					out.DropReasons = map[string]uint64{}
-				}
-				out.DropReasons[dataplane.DropReason(i).String()] = n
-			}
-		}
+		out := runStats(s, steer, d.Dataplane().Table().Stats().Live)
 		b, _ := json.MarshalIndent(out, "", "  ")
 		if werr := os.WriteFile(*statsFile, b, 0o644); werr != nil && err == nil {
 			err = werr
 		}
+	}
+	return err
+}
+
+// runStats gathers the counters `--stats-file` and `culvert show stats` report.
+func runStats(s dataplane.Stats, steer nic.SteerStats, live int) RunStats {
+	out := RunStats{Dataplane: s, Steering: steer, LiveFlows: live}
+	for i, n := range s.Drops {
+		if n > 0 {
+			if out.DropReasons == nil {
+				out.DropReasons = map[string]uint64{}
+			}
+			out.DropReasons[dataplane.DropReason(i).String()] = n
+		}
+	}
+	return out
+}
+
+// daemonAPI serves the control API from a running daemon.
+type daemonAPI struct {
+	d    *appliance.Daemon
+	path string // the configuration file, for reload
+}
+
+func (a daemonAPI) Stats() any {
+	steer, _ := a.d.Steering().Stats()
+	return runStats(a.d.Dataplane().Stats(), steer, a.d.Dataplane().Table().Stats().Live)
+}
+
+func (a daemonAPI) Services() any { return a.d.Spec() }
+
+func (a daemonAPI) Flows(limit int) any {
+	out := []FlowView{}
+	a.d.Dataplane().Table().Range(func(r conntrack.Record[conntrack.Key4]) bool {
+		out = append(out, flowView(r))
+		return len(out) < limit
+	})
+	return out
+}
+
+func (a daemonAPI) SetWeight(addr netip.Addr, port uint16, w uint32) error {
+	return a.d.SetBackendWeight(addr, port, w)
+}
+
+func (a daemonAPI) Reload() error {
+	next, err := appliance.LoadFile(a.path)
+	if err == nil {
+		err = a.d.Reload(next)
+	}
+	if errors.Is(err, appliance.ErrNoChange) {
+		return nil
 	}
 	return err
 }
