@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/culvert-lb/culvert/appliance/health"
 )
 
 // The YAML form of a Spec. Names follow what an operator of keepalived,
@@ -42,7 +44,62 @@ type fileService struct {
 	Mode        string        `yaml:"mode"`
 	Scheduler   string        `yaml:"scheduler,omitempty"`
 	Persistence string        `yaml:"persistence,omitempty"`
+	HealthCheck *fileHealth   `yaml:"health_check,omitempty"`
 	Backends    []fileBackend `yaml:"backends"`
+}
+
+// fileHealth is a service's health_check: HAProxy's and keepalived's names
+// where they fit (inter, rise, fall).
+type fileHealth struct {
+	Type         string   `yaml:"type"` // tcp, http, https, udp, exec
+	Interval     string   `yaml:"interval,omitempty"`
+	Timeout      string   `yaml:"timeout,omitempty"`
+	Rise         int      `yaml:"rise,omitempty"`
+	Fall         int      `yaml:"fall,omitempty"`
+	Path         string   `yaml:"path,omitempty"`
+	ExpectStatus int      `yaml:"expect_status,omitempty"`
+	ExpectBody   string   `yaml:"expect_body,omitempty"`
+	Send         string   `yaml:"send,omitempty"`
+	Expect       string   `yaml:"expect,omitempty"`
+	Command      []string `yaml:"command,omitempty"`
+	Port         int      `yaml:"port,omitempty"`
+}
+
+func (h *fileHealth) spec(at string, errs *[]error) *health.Spec {
+	k, err := health.ParseKind(h.Type)
+	if err != nil {
+		*errs = append(*errs, fmt.Errorf("%s.type: %v", at, err))
+	}
+	dur := func(field, v string) time.Duration {
+		if v == "" {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s.%s: %q is not a duration (like 2s)", at, field, v))
+		}
+		return d
+	}
+	return &health.Spec{
+		Kind: k, Interval: dur("interval", h.Interval), Timeout: dur("timeout", h.Timeout),
+		Rise: h.Rise, Fall: h.Fall, Path: h.Path, ExpectStatus: h.ExpectStatus, ExpectBody: h.ExpectBody,
+		Send: []byte(h.Send), Expect: []byte(h.Expect), Command: h.Command, Port: port(at+".port", h.Port, errs),
+	}
+}
+
+func fileHealthOf(h *health.Spec) *fileHealth {
+	if h == nil {
+		return nil
+	}
+	f := &fileHealth{Type: h.Kind.String(), Rise: h.Rise, Fall: h.Fall, Path: h.Path, ExpectStatus: h.ExpectStatus,
+		ExpectBody: h.ExpectBody, Send: string(h.Send), Expect: string(h.Expect), Command: h.Command, Port: int(h.Port)}
+	if h.Interval != 0 {
+		f.Interval = h.Interval.String()
+	}
+	if h.Timeout != 0 {
+		f.Timeout = h.Timeout.String()
+	}
+	return f
 }
 
 type fileBackend struct {
@@ -85,8 +142,14 @@ func Parse(name string, data []byte) (*Spec, error) {
 	}
 	if err := s.Validate(); err != nil {
 		for _, e := range unjoin(err) {
-			// A value that did not convert is reported once, as such.
-			if p, _, _ := strings.Cut(e.Error(), ": "); !bad[p] {
+			// A value that did not convert is reported once, as such,
+			// and not again through what it made invalid around it.
+			p, _, _ := strings.Cut(e.Error(), ": ")
+			dup := bad[p]
+			for b := range bad {
+				dup = dup || strings.HasPrefix(b, p+".")
+			}
+			if !dup {
 				errs = append(errs, e)
 			}
 		}
@@ -272,6 +335,9 @@ func (f *fileSpec) spec() (*Spec, []error) {
 			}
 			ss.Persistence = d
 		}
+		if sv.HealthCheck != nil {
+			ss.HealthCheck = sv.HealthCheck.spec(at+".health_check", &errs)
+		}
 		for j, b := range sv.Backends {
 			bt := fmt.Sprintf("%s.backends[%d]", at, j)
 			w := 1
@@ -306,7 +372,7 @@ func Marshal(s *Spec) ([]byte, error) {
 		f.LocalAddrs = append(f.LocalAddrs, a.String())
 	}
 	for _, sv := range s.Services {
-		fs := fileService{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler}
+		fs := fileService{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler, HealthCheck: fileHealthOf(sv.HealthCheck)}
 		if sv.Persistence != 0 {
 			fs.Persistence = sv.Persistence.String()
 		}

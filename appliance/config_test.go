@@ -3,6 +3,7 @@ package appliance
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const goodYAML = `
@@ -91,5 +92,30 @@ func TestMarshalRoundTrip(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	if _, err := LoadFile("../docs/culvert.yaml"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestParseHealthCheck(t *testing.T) {
+	y := strings.Replace(goodYAML, "    persistence: 300s\n", "    persistence: 300s\n    health_check: {type: http, interval: 1s, timeout: 500ms, rise: 2, fall: 3, path: /healthz}\n", 1)
+	s, err := Parse("hc.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Services[0].HealthCheck
+	if h == nil || h.Interval != time.Second || h.Fall != 3 || h.Path != "/healthz" {
+		t.Fatalf("health check %+v", h)
+	}
+	b, _ := Marshal(s)
+	if again, err := Parse("again.yaml", b); err != nil || again.Services[0].HealthCheck.Timeout != 500*time.Millisecond {
+		t.Fatalf("round trip: %v", err)
+	}
+	bad := strings.Replace(y, "type: http", "type: smtp", 1)
+	if _, err := Parse("hc.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "hc.yaml:15:20: services[0].health_check.type") ||
+		strings.Count(err.Error(), "\n") != 0 {
+		t.Fatalf("bad type, reported once: %v", err)
+	}
+	bad = strings.Replace(y, "timeout: 500ms", "timeout: 2s", 1)
+	if _, err := Parse("hc.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "health_check") {
+		t.Fatalf("timeout above interval: %v", err)
 	}
 }

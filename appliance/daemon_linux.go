@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/internal/header"
 	"github.com/culvert-lb/culvert/nic"
@@ -33,9 +34,11 @@ type Daemon struct {
 	builder *Builder
 	links   Links
 	neigh   neighbors
-	applyMu sync.Mutex             // serialises spec changes, resolve and apply
-	hops    map[netip.Addr]nextHop // resolved next hops of the gateway and the backends
-	offside map[netip.Addr]bool    // addresses routed out of no usable dataplane interface (logged once)
+	applyMu sync.Mutex // serialises spec changes, resolve and apply
+	checker *health.Checker
+	down    map[netip.AddrPort]bool // backends failing their health check (under applyMu)
+	hops    map[netip.Addr]nextHop  // resolved next hops of the gateway and the backends
+	offside map[netip.Addr]bool     // addresses routed out of no usable dataplane interface (logged once)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -161,6 +164,10 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	d.wg.Add(2)
 	go func() { defer d.wg.Done(); d.dp.RunSweeper(ctx, 0) }()
 	go func() { defer d.wg.Done(); d.watchNeighbors(ctx) }()
+	d.checker = health.New(health.Options{Log: log, OnChange: d.healthChanged})
+	d.checker.Set(healthTargets(spec))
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.checker.Run(ctx) }()
 	ok = true
 	return d, nil
 }
@@ -269,7 +276,7 @@ func (d *Daemon) resolve() bool {
 func (d *Daemon) apply() error {
 	d.resolve()
 	d.links.Gateway = d.hops[d.spec.Gateway].mac
-	cfg, err := d.builder.Build(d.spec, d.links)
+	cfg, err := d.builder.Build(d.withHealth(), d.links)
 	if err != nil {
 		return err
 	}

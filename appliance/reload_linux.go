@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -23,6 +24,15 @@ func (d *Daemon) Reload(spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
+	if err := d.reload(spec); err != nil {
+		return err
+	}
+	// Not under applyMu: the checker calls healthChanged, which takes it.
+	d.checker.Set(healthTargets(spec))
+	return nil
+}
+
+func (d *Daemon) reload(spec *Spec) error {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	old := d.spec
@@ -42,6 +52,16 @@ func (d *Daemon) Reload(spec *Spec) error {
 		return ErrNoChange
 	}
 	d.spec = spec
+	// Forget the health of backends that left every checked service.
+	keep := map[netip.AddrPort]bool{}
+	for _, t := range healthTargets(spec) {
+		keep[t.Addr] = true
+	}
+	for a := range d.down {
+		if !keep[a] {
+			delete(d.down, a)
+		}
+	}
 	if err := d.apply(); err != nil {
 		d.spec = old
 		if rerr := d.apply(); rerr != nil {

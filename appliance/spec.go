@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/dataplane/sched"
 )
@@ -68,6 +69,10 @@ type ServiceSpec struct {
 	Mode        string // "nat", "dsr" or "ipip"
 	Scheduler   string // "maglev" (default), "wrr" or "lc"
 	Persistence time.Duration
+	// HealthCheck, when set, probes every backend from the appliance's
+	// kernel stack; a backend that fails it gets no new flows until it
+	// passes again.
+	HealthCheck *health.Spec
 	Backends    []BackendSpec
 }
 
@@ -180,6 +185,11 @@ func (s *Spec) Validate() error {
 		}
 		if len(sv.Backends) == 0 {
 			add("%s.backends: empty pool", at)
+		}
+		if sv.HealthCheck != nil {
+			if err := sv.HealthCheck.WithDefaults().Validate(); err != nil {
+				add("%s.health_check: %v", at, err)
+			}
 		}
 		for j, b := range sv.Backends {
 			if !b.Address.Is4() {

@@ -70,7 +70,7 @@ func TestLabIPIPFragNeeded(t *testing.T) {
 	t.Run("mtu 1500 answers frag-needed", func(t *testing.T) {
 		// The appliance is told its link carries 1500: a 1500-byte packet
 		// cannot take 20 more bytes.
-		r := labForTestWith(t, "ipip", lab.Options{}, func(s *appliance.Spec) { s.MTU = 1500 })
+		r := labForTestWith(t, "ipip", lab.Options{}, func(_ *lab.Lab, s *appliance.Spec) error { s.MTU = 1500; return nil })
 		if ok, _ := send(r, 1468); ok {
 			t.Fatal("a 1500-byte packet was encapsulated past a 1500 MTU")
 		}

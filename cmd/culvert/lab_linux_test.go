@@ -17,7 +17,7 @@ func labForTest(t *testing.T, mode string) *labRun {
 	return labForTestWith(t, mode, lab.Options{})
 }
 
-func labForTestWith(t *testing.T, mode string, opt lab.Options, edit ...func(*appliance.Spec)) *labRun {
+func labForTestWith(t *testing.T, mode string, opt lab.Options, edit ...func(*lab.Lab, *appliance.Spec) error) *labRun {
 	t.Helper()
 	testenv.RequireRoot(t)
 	exe, err := os.Executable()
@@ -26,7 +26,7 @@ func labForTestWith(t *testing.T, mode string, opt lab.Options, edit ...func(*ap
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	var fn func(*appliance.Spec)
+	var fn func(*lab.Lab, *appliance.Spec) error
 	if len(edit) > 0 {
 		fn = edit[0]
 	}

@@ -45,7 +45,7 @@ func startLab(ctx context.Context, mode, exe string, env []string) (*labRun, err
 // two-armed (lab.TwoArmed), the appliance runs on both its interfaces, the
 // client side toward the router's uplink. edit, when not nil, changes the
 // appliance's configuration before start.
-func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string, env []string, edit func(*appliance.Spec)) (*labRun, error) {
+func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string, env []string, edit func(*lab.Lab, *appliance.Spec) error) (*labRun, error) {
 	opt.DSR = mode != "nat"
 	l, err := lab.Up(ctx, opt)
 	if err != nil {
@@ -92,7 +92,9 @@ func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string,
 		}
 	}
 	if edit != nil {
-		edit(&spec)
+		if err := edit(l, &spec); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := appliance.Marshal(&spec)
 	if err != nil {
