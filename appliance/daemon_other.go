@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 
+	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/nic"
 )
@@ -36,3 +38,17 @@ var ErrNoChange = errors.New("configuration unchanged")
 
 // Reload is not supported off Linux.
 func (d *Daemon) Reload(spec *Spec) error { return errors.New("appliance: needs Linux (AF_XDP)") }
+
+// Spec returns the zero Spec.
+func (d *Daemon) Spec() Spec { return Spec{} }
+
+// SetBackendWeight is not supported off Linux.
+func (d *Daemon) SetBackendWeight(addr netip.Addr, port uint16, weight uint32) error {
+	return errors.New("appliance: needs Linux (AF_XDP)")
+}
+
+// BackendHealth reports StateUnknown.
+func (d *Daemon) BackendHealth(a netip.AddrPort) health.State { return health.StateUnknown }
+
+// ServiceName returns "".
+func (d *Daemon) ServiceName(vip netip.Addr, proto string, port uint16) string { return "" }

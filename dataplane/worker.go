@@ -47,6 +47,9 @@ type Worker struct {
 	ipID    uint16
 
 	acc   [nCounters]uint64
+	svcs  flowCounts         // per service ID
+	bes   flowCounts         // per backend ID
+	tag   [BatchSize]flowTag // flow of each frame of the batch, for per-service counts
 	rx    [BatchSize]nic.Desc
 	p     [BatchSize]parsed
 	kidx  [BatchSize]uint8 // index into keys/refs for kindFlow and kindICMPErr
@@ -67,6 +70,7 @@ type workerLink struct {
 	umem  []byte
 	chunk uint64
 	tx    []nic.Desc // BatchSize per link: every batch may leave by this one
+	tags  []flowTag  // tags[j] is the flow tx[j] belongs to
 	ntx   int
 }
 
@@ -127,11 +131,13 @@ func (w *Worker) batch(in uint8, n int, now int64) {
 	npass, ndrop, ncross := 0, 0, 0
 	for i := 0; i < n; i++ {
 		w.out[i] = in
+		w.tag[i].svc = noTag
 		v, why, pwhy := w.handle(i, now)
 		switch v {
 		case VerdictTX:
 			if w.out[i] == in {
 				l.tx[l.ntx] = w.rx[i]
+				l.tags[l.ntx] = w.tag[i]
 				l.ntx++
 				w.acc[cTXBytes] += uint64(w.rx[i].Len)
 			} else {
@@ -210,6 +216,7 @@ func (w *Worker) crossLink(ncross, ndrop int) int {
 			dst.Len = src.Len
 			copy(el.umem[dst.Addr:dst.Addr+uint64(dst.Len)], w.umem[src.Addr:src.Addr+uint64(src.Len)])
 			el.tx[el.ntx] = dst
+			el.tags[el.ntx] = w.tag[i]
 			el.ntx++
 			w.acc[cTXBytes] += uint64(dst.Len)
 			w.acc[cCrossLink]++
@@ -242,6 +249,24 @@ func (w *Worker) flush() {
 			l.q.Release(l.tx[sent:ntx])
 		}
 		w.acc[cTX] += uint64(sent)
+		for j, t := range l.tags[:sent] {
+			if t.svc != noTag {
+				w.countTX(t, l.tx[j].Len)
+			}
+		}
+	}
+}
+
+// countTX counts a transmitted frame of length n for its flow's service
+// and backend.
+func (w *Worker) countTX(t flowTag, n uint32) {
+	if a := w.svcs.touch(t.svc); a != nil {
+		a.packets++
+		a.bytes += uint64(n)
+	}
+	if a := w.bes.touch(t.be); a != nil {
+		a.packets++
+		a.bytes += uint64(n)
 	}
 }
 
@@ -254,6 +279,8 @@ func (w *Worker) publish() {
 			w.acc[i] = 0
 		}
 	}
+	w.svcs.publish()
+	w.bes.publish()
 }
 
 // adopt switches the worker to a new configuration. It allocates when the
@@ -325,6 +352,8 @@ func (w *Worker) forward(i int, f *conntrack.Flow[conntrack.Key4], dir conntrack
 		return VerdictDrop, DropBackendGone, PassNone
 	}
 	be := &c.cfg.Backends[f.Backend]
+	// Counted if the frame is transmitted (flush); a drop ignores the tag.
+	w.tag[i] = flowTag{svc: f.Service, be: f.Backend}
 	d := &w.rx[i]
 	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
 	eth := header.Ethernet(frame)
@@ -377,6 +406,7 @@ func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 			return VerdictDrop, DropTooBig, PassNone
 		}
 		w.out[i] = w.in
+		w.tag[i].svc = noTag // the answer is ours, not the flow's
 		d.Len = uint32(nat.FragNeeded4(frame, w.cfg.links[w.in].mac, uint16(mtu-nat.IPIPOverhead)))
 		w.acc[cFragNeeded]++
 		return VerdictTX, DropNone, PassNone
@@ -474,6 +504,12 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 	}
 	w.d.active.Inc(backend)
 	w.acc[cNewFlows]++
+	if a := w.svcs.touch(id); a != nil {
+		a.newFlows++
+	}
+	if a := w.bes.touch(backend); a != nil {
+		a.newFlows++
+	}
 	return w.forward(i, e.Flow(), conntrack.DirOriginal)
 }
 

@@ -54,6 +54,21 @@ func TestLabControlDrain(t *testing.T) {
 		t.Fatalf("flows: %v %s", err, out)
 	}
 
+	// Prometheus metrics from the daemon's namespace.
+	mc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: r.lab.Appliance.DialContext}}
+	resp, err := mc.Get("http://127.0.0.1:9100/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"culvert_queue_rx_packets_total", `culvert_service_new_flows_total{port="80",proto="tcp",service="web",vip="198.18.1.1"}`,
+		"culvert_backend_active_flows", "culvert_conntrack_live", `culvert_queue_drops_total{queue="0",reason="no-flow"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	b0 := r.lab.Backends[0].Addr
 	if _, err := c.Do("POST", "/v1/backends/weight", control.WeightRequest{Address: b0.String(), Weight: 0}); err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func startLabWith(ctx context.Context, mode string, opt lab.Options, exe string,
 			r.decaps = append(r.decaps, c)
 		}
 	}
-	r.daemon = l.Appliance.Command(exe, "run", "--config", filepath.Join(r.dir, "culvert.yaml"), "--stats-file", filepath.Join(r.dir, "stats.json"), "--control", filepath.Join(r.dir, "culvert.sock"))
+	r.daemon = l.Appliance.Command(exe, "run", "--config", filepath.Join(r.dir, "culvert.yaml"), "--stats-file", filepath.Join(r.dir, "stats.json"), "--control", filepath.Join(r.dir, "culvert.sock"), "--metrics", "127.0.0.1:9100")
 	r.daemon.Env = append(os.Environ(), env...)
 	r.daemon.Stdout, r.daemon.Stderr = r.logBuf, r.logBuf
 	if err := r.daemon.Start(); err != nil {

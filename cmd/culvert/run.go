@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/culvert-lb/culvert/appliance"
 	"github.com/culvert-lb/culvert/appliance/control"
+	"github.com/culvert-lb/culvert/appliance/metrics"
 	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/nic"
@@ -34,6 +36,7 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 	path := fs.String("config", "/etc/culvert/culvert.yaml", "configuration file")
 	statsFile := fs.String("stats-file", "", "write the final counters here as JSON on exit")
 	ctlPath := fs.String("control", control.DefaultSocket, "control API socket (JSON over HTTP, mode 0600); empty disables it")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); empty disables it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +59,26 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 				log.Error("control API", "err", err)
 			}
 		}()
+	}
+	if *metricsAddr != "" {
+		c := metrics.New(metrics.DataplaneSource{DP: d.Dataplane(), Name: d.ServiceName}, func(a netip.AddrPort) int {
+			if d.BackendHealth(a).Eligible() {
+				return 1
+			}
+			return 0
+		})
+		// Listen before going on, so that a bad address fails the start.
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			d.Close()
+			return fmt.Errorf("metrics: %w", err)
+		}
+		go func() {
+			if err := metrics.ServeListener(ctx, ln, c); err != nil {
+				log.Error("metrics", "err", err)
+			}
+		}()
+		log.Info("metrics", "addr", ln.Addr().String())
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
