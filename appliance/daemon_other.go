@@ -52,3 +52,6 @@ func (d *Daemon) BackendHealth(a netip.AddrPort) health.State { return health.St
 
 // ServiceName returns "".
 func (d *Daemon) ServiceName(vip netip.Addr, proto string, port uint16) string { return "" }
+
+// HealthSnapshot returns nil.
+func (d *Daemon) HealthSnapshot() []health.Status { return nil }

@@ -30,3 +30,11 @@ func (d *Daemon) ServiceName(vip netip.Addr, proto string, port uint16) string {
 	}
 	return ""
 }
+
+// HealthSnapshot returns the health of every checked backend.
+func (d *Daemon) HealthSnapshot() []health.Status {
+	if d.checker == nil {
+		return nil
+	}
+	return d.checker.Snapshot()
+}

@@ -6,6 +6,8 @@
 //	GET  /v1/stats                       dataplane counters, drop reasons, table occupancy
 //	GET  /v1/services                    the configuration in force
 //	GET  /v1/flows?limit=N               connection table entries (default 100)
+//	GET  /v1/backends                    per backend: services, weight, health, active flows, counters
+//	GET  /v1/health                      per checked backend: state, streaks, last error
 //	POST /v1/backends/weight             {"address","port","weight"}: weight 0 drains
 //	POST /v1/reload                      re-read the configuration file
 //
@@ -35,6 +37,8 @@ type Backend interface {
 	Stats() any
 	Services() any
 	Flows(limit int) any
+	Backends() any
+	Health() any
 	SetWeight(addr netip.Addr, port uint16, weight uint32) error
 	Reload() error
 }
@@ -51,6 +55,8 @@ func Handler(b Backend) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Stats(), nil) })
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Services(), nil) })
+	mux.HandleFunc("GET /v1/backends", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Backends(), nil) })
+	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Health(), nil) })
 	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
 		limit := 100
 		if s := r.URL.Query().Get("limit"); s != "" {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/culvert-lb/culvert/appliance"
+	"github.com/culvert-lb/culvert/appliance/control"
 	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/bench/lab"
 )
@@ -66,6 +69,16 @@ func TestLabHealth(t *testing.T) {
 	}
 	if tr := r.traffic(context.Background(), 100, 0); tr.HTTPOK != 100 || tr.PerBackend["b0"] != 0 {
 		t.Fatalf("after b0 went down: %d/100 ok, %v, %v", tr.HTTPOK, tr.PerBackend, tr.Errors)
+	}
+	// The operator sees it: culvert show health / show backends.
+	c := control.NewClient(filepath.Join(r.dir, "culvert.sock"))
+	b0 := r.lab.Backends[0].Addr.String() + ":8080"
+	shown, err := c.Do("GET", "/v1/health", nil)
+	if err != nil || !strings.Contains(string(shown), `"backend": "`+b0+`"`) || !strings.Contains(string(shown), `"state": "down"`) {
+		t.Fatalf("show health: %v %s", err, shown)
+	}
+	if shown, err = c.Do("GET", "/v1/backends", nil); err != nil || !strings.Contains(string(shown), `"health": "down"`) {
+		t.Fatalf("show backends: %v %s", err, shown)
 	}
 
 	// Back within interval x rise.

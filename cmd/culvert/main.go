@@ -30,7 +30,7 @@ usage:
   culvert check-config FILE      validate a configuration file
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
   culvert lab up|down            a namespace lab to try it by hand (root)
-  culvert show stats|services|flows   ask the running daemon (control socket)
+  culvert show stats|services|backends|health|flows   ask the running daemon
   culvert set backend ADDR[:PORT] weight N|drain   change a backend live
   culvert reload                 re-read the configuration file (like SIGHUP)
   culvert demo [flags]           run the built-in default on a namespace lab (root; else

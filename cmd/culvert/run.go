@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -147,6 +148,66 @@ func (a daemonAPI) Flows(limit int) any {
 		out = append(out, flowView(r))
 		return len(out) < limit
 	})
+	return out
+}
+
+// BackendView is one backend as `culvert show backends` prints it.
+type BackendView struct {
+	Backend     string `json:"backend"`
+	Services    string `json:"services"`
+	Weight      uint32 `json:"weight"`
+	Health      string `json:"health"`
+	ActiveFlows int64  `json:"active_flows"`
+	NewFlows    uint64 `json:"new_flows"`
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
+}
+
+func (a daemonAPI) Backends() any {
+	spec := a.d.Spec()
+	weight := map[netip.AddrPort]uint32{}
+	for _, s := range spec.Services {
+		for _, b := range s.Backends {
+			p := b.Port
+			if p == 0 {
+				p = s.Port
+			}
+			weight[netip.AddrPortFrom(b.Address, p)] = b.Weight
+		}
+	}
+	src := metrics.DataplaneSource{DP: a.d.Dataplane(), Name: a.d.ServiceName}
+	out := []BackendView{}
+	for _, b := range src.Backends() {
+		out = append(out, BackendView{Backend: b.Addr.String(), Services: b.Service, Weight: weight[b.Addr],
+			Health: a.d.BackendHealth(b.Addr).String(), ActiveFlows: b.Active, NewFlows: b.NewFlows, Packets: b.Packets, Bytes: b.Bytes})
+	}
+	return out
+}
+
+// HealthView is one checked backend as `culvert show health` prints it.
+type HealthView struct {
+	Backend         string `json:"backend"`
+	Check           string `json:"check"`
+	State           string `json:"state"`
+	ConsecutiveOK   int    `json:"consecutive_ok"`
+	ConsecutiveFail int    `json:"consecutive_fail"`
+	LastError       string `json:"last_error,omitempty"`
+	LastChange      string `json:"last_change,omitempty"`
+}
+
+func (a daemonAPI) Health() any {
+	out := []HealthView{}
+	for _, s := range a.d.HealthSnapshot() {
+		v := HealthView{Backend: s.Target.Addr.String(), Check: s.Target.Spec.Kind.String(), State: s.State.String(),
+			ConsecutiveOK: s.ConsecutiveOK, ConsecutiveFail: s.ConsecutiveFail}
+		if s.LastError != nil {
+			v.LastError = s.LastError.Error()
+		}
+		if !s.LastChange.IsZero() {
+			v.LastChange = s.LastChange.Format(time.RFC3339)
+		}
+		out = append(out, v)
+	}
 	return out
 }
 
