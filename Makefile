@@ -44,8 +44,9 @@ fuzz:
 		appliance:FuzzParse nic:FuzzXSKPort; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ >/dev/null || \
-			{ $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime 1x ./$$pkg/; exit 1; }; \
+		if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/ > /tmp/culvert-fuzz.log 2>&1; then \
+			tail -40 /tmp/culvert-fuzz.log; exit 1; \
+		fi; \
 	done
 
 # Dataplane core benchmarks (issue targets); about 5 minutes.
