@@ -42,9 +42,10 @@ type backendKey struct {
 }
 
 type serviceKey struct {
-	vip   netip.Addr
-	proto uint8
-	port  uint16
+	vip     netip.Addr
+	proto   uint8
+	port    uint16
+	portEnd uint16
 }
 
 // Builder turns Specs into dataplane Configs, keeping the IDs of backends
@@ -107,7 +108,10 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 				return nil, fmt.Errorf("services[%d].scheduler: %w", i, err)
 			}
 		}
-		sk := serviceKey{sv.VIP, proto, sv.Port}
+		sk := serviceKey{sv.VIP, proto, sv.Port, sv.PortEnd}
+		if sv.PortEnd == sv.Port {
+			sk.portEnd = 0 // a range of one port is that port
+		}
 		sid, ok := nsk[sk]
 		if !ok {
 			sid = uint32(ns)
@@ -115,10 +119,10 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 			nsk[sk] = sid
 		}
 		if usedS[sid] {
-			return nil, fmt.Errorf("services[%d]: %v %s port %d is defined twice", i, sv.VIP, sv.Protocol, sv.Port)
+			return nil, fmt.Errorf("services[%d]: %v %s port %s is defined twice", i, sv.VIP, sv.Protocol, sv.ports())
 		}
 		usedS[sid] = true
-		ds := dataplane.Service{VIP: sv.VIP.As4(), Proto: proto, Port: sv.Port, Mode: mode, Scheduler: kind, Persistence: sv.Persistence}
+		ds := dataplane.Service{VIP: sv.VIP.As4(), Proto: proto, Port: sv.Port, PortEnd: sv.PortEnd, Mode: mode, Scheduler: kind, Persistence: sv.Persistence}
 		for j, be := range sv.Backends {
 			bk := backendKey{be.Address, be.Port}
 			bid, ok := nbk[bk]

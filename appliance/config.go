@@ -41,6 +41,7 @@ type fileService struct {
 	VIP         string        `yaml:"vip"`
 	Protocol    string        `yaml:"protocol"`
 	Port        int           `yaml:"port"`
+	PortEnd     int           `yaml:"port_end,omitempty"`
 	Mode        string        `yaml:"mode"`
 	Scheduler   string        `yaml:"scheduler,omitempty"`
 	Persistence string        `yaml:"persistence,omitempty"`
@@ -328,6 +329,12 @@ func (f *fileSpec) spec() (*Spec, []error) {
 		if sv.Port == 0 {
 			errs = append(errs, fmt.Errorf("%s.port: missing", at))
 		}
+		if sv.PortEnd != 0 {
+			ss.PortEnd = port(at+".port_end", sv.PortEnd, &errs)
+			if ss.PortEnd != 0 && sv.PortEnd < sv.Port {
+				errs = append(errs, fmt.Errorf("%s.port_end: %d is below port %d", at, sv.PortEnd, sv.Port))
+			}
+		}
 		if sv.Persistence != "" {
 			d, err := time.ParseDuration(sv.Persistence)
 			if err != nil {
@@ -372,7 +379,7 @@ func Marshal(s *Spec) ([]byte, error) {
 		f.LocalAddrs = append(f.LocalAddrs, a.String())
 	}
 	for _, sv := range s.Services {
-		fs := fileService{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), Mode: sv.Mode, Scheduler: sv.Scheduler, HealthCheck: fileHealthOf(sv.HealthCheck)}
+		fs := fileService{Name: sv.Name, VIP: sv.VIP.String(), Protocol: sv.Protocol, Port: int(sv.Port), PortEnd: int(sv.PortEnd), Mode: sv.Mode, Scheduler: sv.Scheduler, HealthCheck: fileHealthOf(sv.HealthCheck)}
 		if sv.Persistence != 0 {
 			fs.Persistence = sv.Persistence.String()
 		}

@@ -284,15 +284,18 @@ func (d *Daemon) apply() error {
 		return err
 	}
 	var vips [][4]byte
-	var svcs []nic.SteerService
 	seen := map[netip.Addr]bool{}
 	for _, s := range d.spec.Services {
 		if !seen[s.VIP] {
 			vips = append(vips, s.VIP.As4())
 			seen[s.VIP] = true
 		}
-		proto, _ := parseProto(s.Protocol)
-		svcs = append(svcs, nic.SteerService{Addr: s.VIP.As4(), Port: s.Port, Proto: proto})
+	}
+	// One steering entry per port: a range is expanded here, so the XDP
+	// program keeps its exact-match lookup.
+	svcs, err := steerServices(d.spec)
+	if err != nil {
+		return err
 	}
 	var locals [][4]byte
 	for _, a := range d.spec.LocalAddrs {

@@ -9,6 +9,7 @@ import (
 	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/dataplane/sched"
+	"github.com/culvert-lb/culvert/nic"
 )
 
 // Spec is the operator's configuration of the balancer: plain values,
@@ -60,12 +61,17 @@ const (
 const MaxInterfaces = 2
 
 // ServiceSpec is one virtual service, named as keepalived's virtual_server
-// and IPVS would: VIP, protocol, port, forwarding mode, scheduler.
+// and IPVS would: VIP, protocol, port or port range, forwarding mode,
+// scheduler.
 type ServiceSpec struct {
-	Name        string
-	VIP         netip.Addr
-	Protocol    string // "tcp" or "udp"
-	Port        uint16
+	Name     string
+	VIP      netip.Addr
+	Protocol string // "tcp" or "udp"
+	Port     uint16
+	// PortEnd, when set, makes the service own every port Port..PortEnd;
+	// zero is the single port Port. A nat backend without a port then
+	// receives each flow on the port the client chose.
+	PortEnd     uint16
 	Mode        string // "nat", "dsr" or "ipip"
 	Scheduler   string // "maglev" (default), "wrr" or "lc"
 	Persistence time.Duration
@@ -74,6 +80,14 @@ type ServiceSpec struct {
 	// passes again.
 	HealthCheck *health.Spec
 	Backends    []BackendSpec
+}
+
+// ports is Port, or Port-PortEnd for a range.
+func (sv *ServiceSpec) ports() string {
+	if sv.PortEnd > sv.Port {
+		return fmt.Sprintf("%d-%d", sv.Port, sv.PortEnd)
+	}
+	return fmt.Sprint(sv.Port)
 }
 
 // BackendSpec is one real server of a service.
@@ -183,6 +197,9 @@ func (s *Spec) Validate() error {
 				add("%s.scheduler: %v", at, err)
 			}
 		}
+		if sv.PortEnd != 0 && sv.PortEnd < sv.Port {
+			add("%s.port_end: %d is below port %d", at, sv.PortEnd, sv.Port)
+		}
 		if len(sv.Backends) == 0 {
 			add("%s.backends: empty pool", at)
 		}
@@ -197,12 +214,42 @@ func (s *Spec) Validate() error {
 			}
 		}
 	}
+	if _, err := steerServices(s); err != nil {
+		add("services: %v", err)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	// What only the resolved form can tell (duplicates, mode rules).
 	_, err := NewBuilder().Build(s, Links{})
 	return err
+}
+
+// steerServices lists the (VIP, port, protocol) entries the XDP steering
+// program needs for s: one per port, a range expanded to each of its
+// ports. The steering map holds nic.SteerMaxServices; more is an error.
+func steerServices(s *Spec) ([]nic.SteerService, error) {
+	n := 0
+	for i := range s.Services {
+		sv := &s.Services[i]
+		n += int(max(sv.Port, sv.PortEnd)-sv.Port) + 1
+	}
+	if n > nic.SteerMaxServices {
+		return nil, fmt.Errorf("%d service ports in all (ranges count each port), the steering program takes at most %d", n, nic.SteerMaxServices)
+	}
+	out := make([]nic.SteerService, 0, n)
+	for i := range s.Services {
+		sv := &s.Services[i]
+		if !sv.VIP.Is4() {
+			continue // Validate reports it
+		}
+		proto, _ := parseProto(sv.Protocol)
+		vip := sv.VIP.As4()
+		for p := int(sv.Port); p <= int(max(sv.Port, sv.PortEnd)); p++ {
+			out = append(out, nic.SteerService{Addr: vip, Port: uint16(p), Proto: proto})
+		}
+	}
+	return out, nil
 }
 
 // clientInterface returns the index in Interfaces of the interface toward

@@ -1,8 +1,11 @@
 package dataplane
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/culvert-lb/culvert/dataplane/sched"
@@ -65,13 +68,21 @@ type Backend struct {
 	Removed bool
 }
 
-// Service is a virtual service: (VIP, protocol, port) and its pool. Its
-// index in Config.Services is its ID, kept stable by the management plane.
+// Service is a virtual service: (VIP, protocol, port or port range) and
+// its pool. Its index in Config.Services is its ID, kept stable by the
+// management plane.
 type Service struct {
 	VIP   [4]byte
 	Proto uint8 // header.ProtoTCP or header.ProtoUDP
 	Port  uint16
-	Mode  Mode
+	// PortEnd, when above Port, makes the service a range: it owns every
+	// destination port Port..PortEnd. Zero (or Port) is a single port.
+	// In nat mode a backend with Port 0 receives the flow on the client's
+	// destination port (port-preserving); a backend with a Port receives
+	// every port of the range on that one port. dsr and ipip never change
+	// ports, so their backends' Port must be zero.
+	PortEnd uint16
+	Mode    Mode
 	// Scheduler picks backends for new flows.
 	Scheduler sched.Kind
 	// Backends lists the IDs of the pool's members.
@@ -82,6 +93,48 @@ type Service struct {
 	Persistence time.Duration
 	// Removed marks an ID whose service left the configuration.
 	Removed bool
+}
+
+// checkOverlaps reports services whose (VIP, protocol, ports) overlap,
+// in O(n log n): sorted by start port, each service is compared with the
+// one reaching furthest before it on the same VIP and protocol.
+func (c *Config) checkOverlaps(add func(string, ...any)) {
+	order := make([]int, 0, len(c.Services))
+	for i := range c.Services {
+		if !c.Services[i].Removed {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		x, y := &c.Services[a], &c.Services[b]
+		return cmp.Or(bytes.Compare(x.VIP[:], y.VIP[:]), cmp.Compare(x.Proto, y.Proto), cmp.Compare(x.Port, y.Port), cmp.Compare(a, b))
+	})
+	reach := -1 // the service reaching furthest in the current group
+	for _, i := range order {
+		s := &c.Services[i]
+		if reach >= 0 {
+			r := &c.Services[reach]
+			if r.VIP == s.VIP && r.Proto == s.Proto && s.Port <= r.LastPort() {
+				hi, lo := max(i, reach), min(i, reach)
+				if s.PortEnd == 0 && r.PortEnd == 0 {
+					add("services[%d]: same VIP, protocol and port as services[%d]", hi, lo)
+				} else {
+					add("services[%d]: ports overlap services[%d]", hi, lo)
+				}
+			}
+			if r.VIP != s.VIP || r.Proto != s.Proto || s.LastPort() > r.LastPort() {
+				reach = i
+			}
+			continue
+		}
+		reach = i
+	}
+}
+
+// LastPort is the last destination port s owns: PortEnd for a range,
+// Port otherwise.
+func (s *Service) LastPort() uint16 {
+	return max(s.Port, s.PortEnd)
 }
 
 // MaxLinks is the most dataplane links (interfaces) a dataplane has.
@@ -196,21 +249,14 @@ func (c *Config) Validate() error {
 		}
 		locals[a] = true
 	}
-	type key struct {
-		vip   [4]byte
-		proto uint8
-		port  uint16
-	}
-	seen := map[key]int{}
+	c.checkOverlaps(add)
 	for i, s := range c.Services {
 		if s.Removed {
 			continue
 		}
-		k := key{s.VIP, s.Proto, s.Port}
-		if j, dup := seen[k]; dup {
-			add("services[%d]: same VIP, protocol and port as services[%d]", i, j)
+		if s.PortEnd != 0 && s.PortEnd < s.Port {
+			add("services[%d]: port end %d is below port %d", i, s.PortEnd, s.Port)
 		}
-		seen[k] = i
 		if s.Proto != header.ProtoTCP && s.Proto != header.ProtoUDP {
 			add("services[%d]: protocol %d is neither tcp nor udp", i, s.Proto)
 		}
@@ -241,7 +287,7 @@ func (c *Config) Validate() error {
 				continue
 			}
 			b := c.Backends[id]
-			if s.Mode != ModeNAT && b.Port != 0 && b.Port != s.Port {
+			if s.Mode != ModeNAT && b.Port != 0 && (b.Port != s.Port || s.LastPort() != s.Port) {
 				add("services[%d].backends[%d]: %s mode cannot change the port (%d -> %d)", i, j, s.Mode, s.Port, b.Port)
 			}
 		}

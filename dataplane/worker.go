@@ -430,7 +430,7 @@ func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReason, PassReason) {
 	c := w.cfg
 	p := &w.p[i]
-	id, ok := c.byKey[svcKey(k.Dst, k.Proto, k.DstPort)]
+	id, ok := c.lookup(k.Dst, k.Proto, k.DstPort)
 	if !ok {
 		if w.owns(k.Dst) {
 			return VerdictDrop, DropNoFlow, PassNone
@@ -472,6 +472,9 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 		if !ok {
 			return VerdictDrop, DropPortsExhausted, PassNone
 		}
+		// A backend without a port keeps the client's destination
+		// port: the service port, or for a ranged service whichever
+		// port of the range the client chose (port-preserving).
 		bport := be.Port
 		if bport == 0 {
 			bport = k.DstPort
