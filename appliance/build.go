@@ -157,7 +157,11 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 	// listing.
 	for i := range s.Services {
 		for _, be := range s.Services[i].Backends {
-			c.Backends[nbk[backendKey{be.Address, be.Port}]].Weight = be.Weight
+			w := be.Weight
+			if be.Disabled {
+				w = 0
+			}
+			c.Backends[nbk[backendKey{be.Address, be.Port}]].Weight = w
 		}
 	}
 	c.Services = make([]dataplane.Service, ns)

@@ -107,6 +107,7 @@ type fileBackend struct {
 	Address string `yaml:"address"`
 	Port    int    `yaml:"port"`
 	Weight  *int   `yaml:"weight"`
+	Enabled *bool  `yaml:"enabled,omitempty"` // default true
 }
 
 // LoadFile reads and validates a configuration file. Every problem is
@@ -355,7 +356,8 @@ func (f *fileSpec) spec() (*Spec, []error) {
 				errs = append(errs, fmt.Errorf("%s.weight: %d is outside 0..65535", bt, w))
 				w = 0
 			}
-			ss.Backends = append(ss.Backends, BackendSpec{Address: addr(bt+".address", b.Address, &errs), Port: port(bt+".port", b.Port, &errs), Weight: uint32(w)})
+			ss.Backends = append(ss.Backends, BackendSpec{Address: addr(bt+".address", b.Address, &errs), Port: port(bt+".port", b.Port, &errs), Weight: uint32(w),
+				Disabled: b.Enabled != nil && !*b.Enabled})
 		}
 		s.Services = append(s.Services, ss)
 	}
@@ -385,7 +387,12 @@ func Marshal(s *Spec) ([]byte, error) {
 		}
 		for _, b := range sv.Backends {
 			w := int(b.Weight)
-			fs.Backends = append(fs.Backends, fileBackend{Address: b.Address.String(), Port: int(b.Port), Weight: &w})
+			fb := fileBackend{Address: b.Address.String(), Port: int(b.Port), Weight: &w}
+			if b.Disabled {
+				f := false
+				fb.Enabled = &f
+			}
+			fs.Backends = append(fs.Backends, fb)
 		}
 		f.Services = append(f.Services, fs)
 	}

@@ -119,3 +119,25 @@ func TestParseHealthCheck(t *testing.T) {
 		t.Fatalf("timeout above interval: %v", err)
 	}
 }
+
+func TestParseEnabled(t *testing.T) {
+	y := strings.Replace(goodYAML, "{address: 198.19.0.11, port: 8080}", "{address: 198.19.0.11, port: 8080, enabled: false}", 1)
+	s, err := Parse("en.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Services[0].Backends[0].Disabled || s.Services[0].Backends[1].Disabled {
+		t.Fatalf("enabled not parsed: %+v", s.Services[0].Backends)
+	}
+	c, err := NewBuilder().Build(s, Links{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backends[0].Weight != 0 || c.Backends[1].Weight != 2 {
+		t.Fatalf("disabled backend weight %d (want 0), other %d", c.Backends[0].Weight, c.Backends[1].Weight)
+	}
+	b, _ := Marshal(s)
+	if !strings.Contains(string(b), "enabled: false") {
+		t.Fatalf("marshal lost enabled: false:\n%s", b)
+	}
+}

@@ -18,18 +18,30 @@ func (d *Daemon) Spec() Spec {
 	return s
 }
 
+// SetBackendEnabled drains (enabled false: existing flows continue, no new
+// ones) or re-enables the backend at addr (and port, when non-zero) in every
+// service that lists it, keeping its weight, and applies the result live.
+func (d *Daemon) SetBackendEnabled(addr netip.Addr, port uint16, enabled bool) error {
+	return d.editBackend(addr, port, func(b *BackendSpec) { b.Disabled = !enabled })
+}
+
 // SetBackendWeight sets the weight of the backend at addr (and port, when
 // non-zero) in every service that lists it, and applies the result live.
 // Weight 0 drains: existing flows continue, no new ones. It is a reload of
 // the running configuration with one change; the file is not rewritten.
 func (d *Daemon) SetBackendWeight(addr netip.Addr, port uint16, weight uint32) error {
+	return d.editBackend(addr, port, func(b *BackendSpec) { b.Weight = weight })
+}
+
+// editBackend applies edit to every listing of a backend and reloads.
+func (d *Daemon) editBackend(addr netip.Addr, port uint16, edit func(*BackendSpec)) error {
 	s := d.Spec()
 	found := false
 	for i := range s.Services {
 		for j := range s.Services[i].Backends {
 			b := &s.Services[i].Backends[j]
 			if b.Address == addr && (port == 0 || b.Port == port || (b.Port == 0 && s.Services[i].Port == port)) {
-				b.Weight = weight
+				edit(b)
 				found = true
 			}
 		}

@@ -55,3 +55,8 @@ func (d *Daemon) ServiceName(vip netip.Addr, proto string, port uint16) string {
 
 // HealthSnapshot returns nil.
 func (d *Daemon) HealthSnapshot() []health.Status { return nil }
+
+// SetBackendEnabled is not supported off Linux.
+func (d *Daemon) SetBackendEnabled(addr netip.Addr, port uint16, enabled bool) error {
+	return errors.New("appliance: needs Linux (AF_XDP)")
+}

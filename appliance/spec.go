@@ -95,6 +95,9 @@ type BackendSpec struct {
 	Address netip.Addr
 	Port    uint16 // nat only; dsr and ipip keep the service port
 	Weight  uint32 // 0 drains
+	// Disabled drains the backend without losing its weight: existing
+	// flows continue, no new ones (keepalived's inhibit, HAProxy's drain).
+	Disabled bool
 }
 
 // DefaultHashKey is the hash key of Default; production configurations set

@@ -8,7 +8,8 @@
 //	GET  /v1/flows?limit=N               connection table entries (default 100)
 //	GET  /v1/backends                    per backend: services, weight, health, active flows, counters
 //	GET  /v1/health                      per checked backend: state, streaks, last error
-//	POST /v1/backends/weight             {"address","port","weight"}: weight 0 drains
+//	POST /v1/backends/weight             {"address","port","weight"}
+//	POST /v1/backends/enabled            {"address","port","enabled"}: false drains, keeping the weight
 //	POST /v1/reload                      re-read the configuration file
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
@@ -40,7 +41,15 @@ type Backend interface {
 	Backends() any
 	Health() any
 	SetWeight(addr netip.Addr, port uint16, weight uint32) error
+	SetEnabled(addr netip.Addr, port uint16, enabled bool) error
 	Reload() error
+}
+
+// EnabledRequest is the body of POST /v1/backends/enabled.
+type EnabledRequest struct {
+	Address string `json:"address"`
+	Port    uint16 `json:"port"`
+	Enabled bool   `json:"enabled"`
 }
 
 // WeightRequest is the body of POST /v1/backends/weight.
@@ -85,6 +94,19 @@ func Handler(b Backend) http.Handler {
 			return
 		}
 		reply(w, map[string]string{"result": "applied"}, b.SetWeight(a, req.Port, req.Weight))
+	})
+	mux.HandleFunc("POST /v1/backends/enabled", func(w http.ResponseWriter, r *http.Request) {
+		var req EnabledRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+			return
+		}
+		a, err := netip.ParseAddr(req.Address)
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("address: %q is not an IP address", req.Address))
+			return
+		}
+		reply(w, map[string]string{"result": "applied"}, b.SetEnabled(a, req.Port, req.Enabled))
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]string{"result": "applied"}, b.Reload())

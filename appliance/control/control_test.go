@@ -11,6 +11,7 @@ import (
 )
 
 type fake struct {
+	enabled bool
 	weights map[netip.Addr]uint32
 	reloads int
 }
@@ -28,6 +29,13 @@ func (f *fake) SetWeight(a netip.Addr, port uint16, w uint32) error {
 	return nil
 }
 func (f *fake) Reload() error { f.reloads++; return nil }
+func (f *fake) SetEnabled(a netip.Addr, port uint16, on bool) error {
+	if _, ok := f.weights[a]; !ok {
+		return errors.New("no backend " + a.String())
+	}
+	f.enabled = on
+	return nil
+}
 
 func TestAPIOverSocket(t *testing.T) {
 	f := &fake{weights: map[netip.Addr]uint32{netip.MustParseAddr("198.18.0.11"): 1}}
@@ -66,6 +74,12 @@ func TestAPIOverSocket(t *testing.T) {
 		if _, err = c.Do("POST", "/v1/backends/weight", bad); err == nil {
 			t.Fatalf("%+v accepted", bad)
 		}
+	}
+	if _, err = c.Do("POST", "/v1/backends/enabled", EnabledRequest{Address: "198.18.0.11", Enabled: true}); err != nil || !f.enabled {
+		t.Fatalf("enable: %v", err)
+	}
+	if _, err = c.Do("POST", "/v1/backends/enabled", EnabledRequest{Address: "198.18.0.99"}); err == nil {
+		t.Fatal("enable of an unknown backend accepted")
 	}
 	if _, err = c.Do("POST", "/v1/reload", nil); err != nil || f.reloads != 1 {
 		t.Fatalf("reload: %v %d", err, f.reloads)

@@ -62,6 +62,12 @@ func clientCmd(cmd string, args []string) error {
 		out, err = c.Do("GET", "/v1/"+a[0], nil)
 	case cmd == "show" && len(a) == 1 && a[0] == "flows":
 		out, err = c.Do("GET", "/v1/flows?limit="+strconv.Itoa(*limit), nil)
+	case cmd == "set" && len(a) == 3 && a[0] == "backend" && (a[2] == "drain" || a[2] == "enable"):
+		req, perr := weightRequest(a[1], []string{"weight", "0"})
+		if perr != nil {
+			return perr
+		}
+		out, err = c.Do("POST", "/v1/backends/enabled", control.EnabledRequest{Address: req.Address, Port: req.Port, Enabled: a[2] == "enable"})
 	case cmd == "set" && len(a) >= 3 && a[0] == "backend":
 		req, perr := weightRequest(a[1], a[2:])
 		if perr != nil {
@@ -69,7 +75,7 @@ func clientCmd(cmd string, args []string) error {
 		}
 		out, err = c.Do("POST", "/v1/backends/weight", req)
 	default:
-		return errors.New("usage: culvert show stats|services|backends|health|flows [--limit N] | culvert set backend ADDR[:PORT] weight N|drain | culvert reload   [--control SOCKET]")
+		return errors.New("usage: culvert show stats|services|backends|health|flows [--limit N] | culvert set backend ADDR[:PORT] weight N|drain|enable | culvert reload   [--control SOCKET]")
 	}
 	if err != nil {
 		return err

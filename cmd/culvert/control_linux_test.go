@@ -70,7 +70,7 @@ func TestLabControlDrain(t *testing.T) {
 	}
 
 	b0 := r.lab.Backends[0].Addr
-	if _, err := c.Do("POST", "/v1/backends/weight", control.WeightRequest{Address: b0.String(), Weight: 0}); err != nil {
+	if _, err := c.Do("POST", "/v1/backends/enabled", control.EnabledRequest{Address: b0.String(), Enabled: false}); err != nil {
 		t.Fatal(err)
 	}
 	// The existing connection still reaches b0.
@@ -83,6 +83,13 @@ func TestLabControlDrain(t *testing.T) {
 	tr := r.traffic(context.Background(), 100, 0)
 	if tr.HTTPOK != 100 || tr.PerBackend["b0"] != 0 {
 		t.Fatalf("after drain: %d/100 ok, per backend %v", tr.HTTPOK, tr.PerBackend)
+	}
+	// Enabled again, with its weight intact, it takes new connections.
+	if _, err := c.Do("POST", "/v1/backends/enabled", control.EnabledRequest{Address: b0.String(), Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if tr := r.traffic(context.Background(), 100, 0); tr.HTTPOK != 100 || tr.PerBackend["b0"] == 0 {
+		t.Fatalf("after enable: %d/100 ok, per backend %v", tr.HTTPOK, tr.PerBackend)
 	}
 	// Bad requests get clear errors.
 	if _, err := c.Do("POST", "/v1/backends/weight", control.WeightRequest{Address: "198.18.0.250", Weight: 1}); err == nil || !strings.Contains(err.Error(), "no backend") {

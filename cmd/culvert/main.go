@@ -31,7 +31,7 @@ usage:
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
   culvert lab up|down            a namespace lab to try it by hand (root)
   culvert show stats|services|backends|health|flows   ask the running daemon
-  culvert set backend ADDR[:PORT] weight N|drain   change a backend live
+  culvert set backend ADDR[:PORT] weight N|drain|enable   change a backend live
   culvert reload                 re-read the configuration file (like SIGHUP)
   culvert demo [flags]           run the built-in default on a namespace lab (root; else
                                  in memory) and print how traffic spread over the backends

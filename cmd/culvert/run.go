@@ -211,6 +211,10 @@ func (a daemonAPI) Health() any {
 	return out
 }
 
+func (a daemonAPI) SetEnabled(addr netip.Addr, port uint16, on bool) error {
+	return a.d.SetBackendEnabled(addr, port, on)
+}
+
 func (a daemonAPI) SetWeight(addr netip.Addr, port uint16, w uint32) error {
 	return a.d.SetBackendWeight(addr, port, w)
 }
