@@ -22,12 +22,25 @@ type fileSpec struct {
 	Interfaces  []fileInterface `yaml:"interfaces"`
 	Gateway     string          `yaml:"gateway,omitempty"`
 	MaxFlows    int             `yaml:"max_flows,omitempty"`
+	Timeouts    *fileTimeouts   `yaml:"timeouts,omitempty"`
+	Control     string          `yaml:"control_socket,omitempty"`
+	Metrics     string          `yaml:"metrics_listen,omitempty"`
 	HashKey     string          `yaml:"hash_key"`
 	LocalAddrs  []string        `yaml:"local_addrs"`
 	EncapSource string          `yaml:"encap_source,omitempty"`
 	MTU         int             `yaml:"mtu,omitempty"`
 	MaglevSize  int             `yaml:"maglev_size,omitempty"`
 	Services    []fileService   `yaml:"services"`
+}
+
+type fileTimeouts struct {
+	TCPSyn         string `yaml:"tcp_syn,omitempty"`
+	TCPEstablished string `yaml:"tcp_established,omitempty"`
+	TCPFinWait     string `yaml:"tcp_fin_wait,omitempty"`
+	TCPTimeWait    string `yaml:"tcp_time_wait,omitempty"`
+	TCPClose       string `yaml:"tcp_close,omitempty"`
+	UDP            string `yaml:"udp,omitempty"`
+	UDPUnreplied   string `yaml:"udp_unreplied,omitempty"`
 }
 
 type fileInterface struct {
@@ -311,6 +324,22 @@ func (f *fileSpec) spec() (*Spec, []error) {
 		MTU:         f.MTU,
 		MaglevSize:  f.MaglevSize,
 	}
+	s.ControlSocket, s.MetricsListen = f.Control, f.Metrics
+	if t := f.Timeouts; t != nil {
+		dur := func(field, v string) time.Duration {
+			if v == "" {
+				return 0
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("timeouts.%s: %q is not a duration (like 120s)", field, v))
+			}
+			return d
+		}
+		s.Timeouts = TimeoutsSpec{TCPSyn: dur("tcp_syn", t.TCPSyn), TCPEstablished: dur("tcp_established", t.TCPEstablished),
+			TCPFinWait: dur("tcp_fin_wait", t.TCPFinWait), TCPTimeWait: dur("tcp_time_wait", t.TCPTimeWait),
+			TCPClose: dur("tcp_close", t.TCPClose), UDP: dur("udp", t.UDP), UDPUnreplied: dur("udp_unreplied", t.UDPUnreplied)}
+	}
 	for _, i := range f.Interfaces {
 		s.Interfaces = append(s.Interfaces, InterfaceSpec{Name: i.Name, Queues: i.Queues, Role: i.Role})
 	}
@@ -373,7 +402,17 @@ func Marshal(s *Spec) ([]byte, error) {
 		}
 		return a.String()
 	}
-	f := fileSpec{Gateway: str(s.Gateway), MaxFlows: s.MaxFlows, HashKey: s.HashKey, EncapSource: str(s.EncapSource), MTU: s.MTU, MaglevSize: s.MaglevSize}
+	f := fileSpec{Control: s.ControlSocket, Metrics: s.MetricsListen, Gateway: str(s.Gateway), MaxFlows: s.MaxFlows, HashKey: s.HashKey, EncapSource: str(s.EncapSource), MTU: s.MTU, MaglevSize: s.MaglevSize}
+	if t := s.Timeouts; t != (TimeoutsSpec{}) {
+		d := func(v time.Duration) string {
+			if v == 0 {
+				return ""
+			}
+			return v.String()
+		}
+		f.Timeouts = &fileTimeouts{TCPSyn: d(t.TCPSyn), TCPEstablished: d(t.TCPEstablished), TCPFinWait: d(t.TCPFinWait),
+			TCPTimeWait: d(t.TCPTimeWait), TCPClose: d(t.TCPClose), UDP: d(t.UDP), UDPUnreplied: d(t.UDPUnreplied)}
+	}
 	for _, i := range s.Interfaces {
 		f.Interfaces = append(f.Interfaces, fileInterface{Name: i.Name, Queues: i.Queues, Role: i.Role})
 	}

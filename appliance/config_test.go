@@ -141,3 +141,21 @@ func TestParseEnabled(t *testing.T) {
 		t.Fatalf("marshal lost enabled: false:\n%s", b)
 	}
 }
+
+func TestParseTimeoutsAndEndpoints(t *testing.T) {
+	y := "control_socket: /run/x.sock\nmetrics_listen: 127.0.0.1:9100\ntimeouts: {tcp_established: 1h, udp: 30s}\n" + goodYAML
+	s, err := Parse("t.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Timeouts.TCPEstablished != time.Hour || s.Timeouts.UDP != 30*time.Second || s.ControlSocket != "/run/x.sock" || s.MetricsListen != "127.0.0.1:9100" {
+		t.Fatalf("parsed %+v %q %q", s.Timeouts, s.ControlSocket, s.MetricsListen)
+	}
+	b, _ := Marshal(s)
+	if again, err := Parse("again.yaml", b); err != nil || again.Timeouts != s.Timeouts || again.MetricsListen != s.MetricsListen {
+		t.Fatalf("round trip: %v\n%s", err, b)
+	}
+	if _, err := Parse("t.yaml", []byte("timeouts: {udp: soon}\n"+goodYAML)); err == nil || !strings.Contains(err.Error(), "t.yaml:1:12: timeouts.udp") {
+		t.Fatalf("bad timeout: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/culvert-lb/culvert/appliance/health"
+	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/internal/header"
 	"github.com/culvert-lb/culvert/nic"
@@ -112,7 +113,18 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 		maxFlows = 1 << 20
 	}
 	var err error
-	if d.dp, err = dataplane.New(dataplane.Options{Workers: nq, Links: len(d.ifaces), MaxFlows: maxFlows}); err != nil {
+	to := conntrack.DefaultTimeouts()
+	st := spec.Timeouts
+	for _, x := range []struct {
+		dst *time.Duration
+		v   time.Duration
+	}{{&to.SynSent, st.TCPSyn}, {&to.SynRecv, st.TCPSyn}, {&to.Established, st.TCPEstablished}, {&to.FinWait, st.TCPFinWait},
+		{&to.TimeWait, st.TCPTimeWait}, {&to.Close, st.TCPClose}, {&to.UDP, st.UDP}, {&to.UDPUnreplied, st.UDPUnreplied}} {
+		if x.v != 0 {
+			*x.dst = x.v
+		}
+	}
+	if d.dp, err = dataplane.New(dataplane.Options{Workers: nq, Links: len(d.ifaces), MaxFlows: maxFlows, Timeouts: to}); err != nil {
 		return nil, err
 	}
 	for _, ifc := range d.ifaces {

@@ -19,7 +19,8 @@ var ErrNoChange = errors.New("configuration unchanged")
 // failed reload leaves the running configuration in force.
 //
 // What cannot change live, because it sizes memory or sockets opened at
-// start: the interfaces (names, queues, roles) and max_flows.
+// start: the interfaces (names, queues, roles), max_flows, timeouts (the
+// connection table's), control_socket and metrics_listen.
 func (d *Daemon) Reload(spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -42,6 +43,12 @@ func (d *Daemon) reload(spec *Spec) error {
 	}
 	if spec.MaxFlows != old.MaxFlows {
 		fixed = append(fixed, "max_flows")
+	}
+	if spec.Timeouts != old.Timeouts {
+		fixed = append(fixed, "timeouts")
+	}
+	if spec.ControlSocket != old.ControlSocket || spec.MetricsListen != old.MetricsListen {
+		fixed = append(fixed, "control_socket/metrics_listen")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("reload refused: %v cannot change while running (restart culvert to change them); the running configuration stays", fixed)

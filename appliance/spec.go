@@ -26,6 +26,13 @@ type Spec struct {
 	Gateway netip.Addr
 	// MaxFlows is the connection table's fixed capacity; 0 means 1<<20.
 	MaxFlows int
+	// Timeouts of the connection table; zero fields take IPVS's defaults.
+	Timeouts TimeoutsSpec
+	// ControlSocket is the control API's Unix socket; empty means
+	// /run/culvert/culvert.sock. MetricsListen is the address of the
+	// Prometheus endpoint; empty means none. `culvert run` flags override
+	// both.
+	ControlSocket, MetricsListen string
 	// HashKey keys backend selection: 32 hex digits. Both members of an HA
 	// pair (and every ECMP peer) must share it.
 	HashKey string
@@ -39,6 +46,11 @@ type Spec struct {
 	// MaglevSize is the Maglev table size (prime); 0 means 65537.
 	MaglevSize int
 	Services   []ServiceSpec
+}
+
+// TimeoutsSpec are the connection table's idle timeouts.
+type TimeoutsSpec struct {
+	TCPSyn, TCPEstablished, TCPFinWait, TCPTimeWait, TCPClose, UDP, UDPUnreplied time.Duration
 }
 
 // InterfaceSpec is one dataplane interface.
@@ -171,6 +183,13 @@ func (s *Spec) Validate() error {
 	}
 	if s.Gateway.IsValid() && !s.Gateway.Is4() {
 		add("gateway: %v is not an IPv4 address", s.Gateway)
+	}
+	for name, d := range map[string]time.Duration{"tcp_syn": s.Timeouts.TCPSyn, "tcp_established": s.Timeouts.TCPEstablished,
+		"tcp_fin_wait": s.Timeouts.TCPFinWait, "tcp_time_wait": s.Timeouts.TCPTimeWait, "tcp_close": s.Timeouts.TCPClose,
+		"udp": s.Timeouts.UDP, "udp_unreplied": s.Timeouts.UDPUnreplied} {
+		if d < 0 || d > 365*24*time.Hour {
+			add("timeouts.%s: %v is outside 0..1 year", name, d)
+		}
 	}
 	if s.MaxFlows < 0 || s.MaxFlows > 1<<28 {
 		add("max_flows: %d is outside 0..%d", s.MaxFlows, 1<<28)

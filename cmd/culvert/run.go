@@ -45,6 +45,13 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The file names the endpoints; flags given on the command line win.
+	if !fs.Changed("control") && spec.ControlSocket != "" {
+		*ctlPath = spec.ControlSocket
+	}
+	if !fs.Changed("metrics") && spec.MetricsListen != "" {
+		*metricsAddr = spec.MetricsListen
+	}
 	d, err := appliance.Start(ctx, spec, log)
 	if err != nil {
 		return err
