@@ -279,7 +279,7 @@ func TestLabNothingLeftBehind(t *testing.T) {
 	}
 
 	// Again with kill -9.
-	cmd := r.lab.Appliance.Command(r.exe, "run", "--config", filepath.Join(r.dir, "culvert.yaml"))
+	cmd := r.lab.Appliance.Command(r.exe, "run", "--config", filepath.Join(r.dir, "culvert.yaml"), "--control", filepath.Join(r.dir, "again.sock"))
 	cmd.Env = append(os.Environ(), r.env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
