@@ -80,13 +80,8 @@ func Handler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/backends/weight", func(w http.ResponseWriter, r *http.Request) {
 		var req WeightRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-			return
-		}
-		a, err := netip.ParseAddr(req.Address)
-		if err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("address: %q is not an IP address", req.Address))
+		a, ok := decodeBackend(w, r, &req, &req.Address)
+		if !ok {
 			return
 		}
 		if req.Weight > 65535 {
@@ -97,21 +92,30 @@ func Handler(b Backend) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/backends/enabled", func(w http.ResponseWriter, r *http.Request) {
 		var req EnabledRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-			return
+		if a, ok := decodeBackend(w, r, &req, &req.Address); ok {
+			reply(w, map[string]string{"result": "applied"}, b.SetEnabled(a, req.Port, req.Enabled))
 		}
-		a, err := netip.ParseAddr(req.Address)
-		if err != nil {
-			fail(w, http.StatusBadRequest, fmt.Errorf("address: %q is not an IP address", req.Address))
-			return
-		}
-		reply(w, map[string]string{"result": "applied"}, b.SetEnabled(a, req.Port, req.Enabled))
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]string{"result": "applied"}, b.Reload())
 	})
 	return mux
+}
+
+// decodeBackend decodes a JSON body into req and parses the backend
+// address it names (*addr, a field of req); on error it answers 400 and
+// reports false.
+func decodeBackend(w http.ResponseWriter, r *http.Request, req any, addr *string) (netip.Addr, bool) {
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(req); err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(*addr)
+	if err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("address: %q is not an IP address", *addr))
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
