@@ -41,7 +41,7 @@ fuzz:
 		dataplane:FuzzDecode dataplane:FuzzPipeline \
 		conntrack:FuzzTable nat:FuzzRewrite nat:FuzzPortPool \
 		dataplane/sched:FuzzFlowHash dataplane/sched:FuzzNewMaglev \
-		appliance:FuzzParse nic:FuzzXSKPort; do \
+		appliance:FuzzParse nic:FuzzXSKPort appliance/vrrp:FuzzParse; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/ > /tmp/culvert-fuzz.log 2>&1; then \

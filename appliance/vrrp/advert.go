@@ -1,0 +1,217 @@
+package vrrp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Wire constants of RFC 5798.
+const (
+	// Version is the VRRP version this package speaks.
+	Version = 3
+	// TypeAdvertisement is the only packet type VRRP version 3 defines.
+	TypeAdvertisement = 1
+	// IPProtocol is the IP protocol number of VRRP.
+	IPProtocol = 112
+	// TTL is the IP TTL every advertisement is sent with and must arrive with
+	// (RFC 5798 section 5.1.1.3).
+	TTL = 255
+	// AdvertMinimumSize is the size of the fixed part of an advertisement.
+	AdvertMinimumSize = 8
+	// MaxAdvertInterval is the largest interval the 12-bit field carries
+	// (4095 centiseconds).
+	MaxAdvertInterval = 4095 * centisecond
+	// MinAdvertInterval is the wire granularity and the smallest interval.
+	MinAdvertInterval = centisecond
+)
+
+// MulticastGroup is the IPv4 multicast address advertisements go to
+// (RFC 5798 section 5.1.1.2).
+var MulticastGroup = netip.AddrFrom4([4]byte{224, 0, 0, 18})
+
+const centisecond = 10 * time.Millisecond
+
+// Offsets in the VRRP header; unexported as the house style asks.
+const (
+	offVersionType = 0
+	offVRID        = 1
+	offPriority    = 2
+	offCount       = 3
+	offInterval    = 4
+	offChecksum    = 6
+	offAddrs       = 8
+)
+
+// Errors returned by Parse and Marshal. Callers branch with errors.Is; the
+// returned error wraps one of these with the offending value.
+var (
+	ErrTTL      = errors.New("vrrp: ip ttl is not 255")
+	ErrLength   = errors.New("vrrp: length does not match the address count")
+	ErrVersion  = errors.New("vrrp: version is not 3")
+	ErrType     = errors.New("vrrp: type is not advertisement")
+	ErrChecksum = errors.New("vrrp: bad checksum")
+	ErrVRID     = errors.New("vrrp: virtual router id 0")
+	ErrInterval = errors.New("vrrp: advertisement interval out of range")
+	ErrAddress  = errors.New("vrrp: address is not ipv4")
+	ErrTooMany  = errors.New("vrrp: more than 255 addresses")
+)
+
+// Advert is a decoded VRRP version 3 advertisement for IPv4
+// (RFC 5798 section 5.1). Its zero value is not a valid advertisement: VRID
+// and MaxAdvertInterval must be set before Marshal.
+//
+// The payload that follows the IPv4 header:
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|Version| Type  | Virtual Rtr ID|   Priority    |Count IPvX Addr|
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|(rsvd) |     Max Adver Int     |          Checksum             |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                                                               |
+//	+                                                               +
+//	|                       IPvX Address(es)                        |
+//	+                                                               +
+//	+                                                               +
+//	+                                                               +
+//	+                                                               +
+//	|                                                               |
+//	+                                                               +
+//	|                                                               |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// Version is 3 and Type is 1. Max Adver Int is in centiseconds. The checksum
+// is the Internet checksum of the VRRP message plus the IPv4 pseudo-header
+// (source, destination, zero, protocol 112, VRRP length), RFC 5798
+// section 5.2.8.
+type Advert struct {
+	VRID     uint8
+	Priority uint8
+	// MaxAdvertInterval is carried in centiseconds, 12 bits: a multiple of
+	// 10ms from 10ms to 40.95s.
+	MaxAdvertInterval time.Duration
+	// Addrs are the virtual IPv4 addresses, at most 255.
+	Addrs []netip.Addr
+}
+
+// Marshal encodes a as the VRRP payload of an IPv4 packet from src to dst
+// (dst is 224.0.0.18 for multicast or a peer for unicast); both addresses
+// enter the checksum. It allocates the returned slice.
+func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
+	if !src.Is4() || !dst.Is4() {
+		return nil, fmt.Errorf("marshal: src %v dst %v: %w", src, dst, ErrAddress)
+	}
+	if a.VRID == 0 {
+		return nil, fmt.Errorf("marshal: %w", ErrVRID)
+	}
+	cs, ok := centiseconds(a.MaxAdvertInterval)
+	if !ok {
+		return nil, fmt.Errorf("marshal: interval %v: %w", a.MaxAdvertInterval, ErrInterval)
+	}
+	if len(a.Addrs) > 255 {
+		return nil, fmt.Errorf("marshal: %d addresses: %w", len(a.Addrs), ErrTooMany)
+	}
+	b := make([]byte, AdvertMinimumSize+4*len(a.Addrs))
+	b[offVersionType] = Version<<4 | TypeAdvertisement
+	b[offVRID] = a.VRID
+	b[offPriority] = a.Priority
+	b[offCount] = uint8(len(a.Addrs))
+	binary.BigEndian.PutUint16(b[offInterval:], cs)
+	for i, addr := range a.Addrs {
+		if !addr.Is4() {
+			return nil, fmt.Errorf("marshal: addrs[%d] %v: %w", i, addr, ErrAddress)
+		}
+		a4 := addr.As4()
+		copy(b[offAddrs+4*i:], a4[:])
+	}
+	binary.BigEndian.PutUint16(b[offChecksum:], ^checksum(b, src, dst))
+	return b, nil
+}
+
+// Parse decodes the VRRP payload b of an IPv4 packet from src to dst that
+// arrived with IP TTL ipTTL, applying the receive checks of RFC 5798
+// section 7.1: TTL 255, version 3, type 1, length matching the address
+// count, checksum, a non-zero VRID and a non-zero interval. The reserved
+// bits are ignored. The returned Addrs is freshly allocated; b is not
+// retained.
+func Parse(b []byte, src, dst netip.Addr, ipTTL uint8) (Advert, error) {
+	if ipTTL != TTL {
+		return Advert{}, fmt.Errorf("parse: ttl %d: %w", ipTTL, ErrTTL)
+	}
+	if !src.Is4() || !dst.Is4() {
+		return Advert{}, fmt.Errorf("parse: src %v dst %v: %w", src, dst, ErrAddress)
+	}
+	if len(b) < AdvertMinimumSize {
+		return Advert{}, fmt.Errorf("parse: %d bytes: %w", len(b), ErrLength)
+	}
+	if v := b[offVersionType] >> 4; v != Version {
+		return Advert{}, fmt.Errorf("parse: version %d: %w", v, ErrVersion)
+	}
+	if t := b[offVersionType] & 0x0f; t != TypeAdvertisement {
+		return Advert{}, fmt.Errorf("parse: type %d: %w", t, ErrType)
+	}
+	n := int(b[offCount])
+	if len(b) != AdvertMinimumSize+4*n {
+		return Advert{}, fmt.Errorf("parse: %d bytes for %d addresses: %w", len(b), n, ErrLength)
+	}
+	if s := checksum(b, src, dst); s != 0xffff {
+		return Advert{}, fmt.Errorf("parse: sum %#04x: %w", s, ErrChecksum)
+	}
+	if b[offVRID] == 0 {
+		return Advert{}, fmt.Errorf("parse: %w", ErrVRID)
+	}
+	cs := binary.BigEndian.Uint16(b[offInterval:]) & 0x0fff
+	if cs == 0 {
+		return Advert{}, fmt.Errorf("parse: interval 0: %w", ErrInterval)
+	}
+	a := Advert{
+		VRID:              b[offVRID],
+		Priority:          b[offPriority],
+		MaxAdvertInterval: time.Duration(cs) * centisecond,
+	}
+	if n > 0 {
+		a.Addrs = make([]netip.Addr, n)
+		for i := range a.Addrs {
+			a.Addrs[i] = netip.AddrFrom4([4]byte(b[offAddrs+4*i:]))
+		}
+	}
+	return a, nil
+}
+
+// centiseconds converts d to the 12-bit wire value; ok is false when d is
+// not a whole number of centiseconds in [1, 4095].
+func centiseconds(d time.Duration) (uint16, bool) {
+	if d < MinAdvertInterval || d > MaxAdvertInterval || d%centisecond != 0 {
+		return 0, false
+	}
+	return uint16(d / centisecond), true
+}
+
+// checksum returns the one's complement sum (not complemented) of the IPv4
+// pseudo-header for a VRRP message of len(b) bytes and of b itself. A
+// message with a correct checksum field sums to 0xffff.
+func checksum(b []byte, src, dst netip.Addr) uint16 {
+	s4, d4 := src.As4(), dst.As4()
+	var sum uint32
+	sum += uint32(s4[0])<<8 | uint32(s4[1])
+	sum += uint32(s4[2])<<8 | uint32(s4[3])
+	sum += uint32(d4[0])<<8 | uint32(d4[1])
+	sum += uint32(d4[2])<<8 | uint32(d4[3])
+	sum += IPProtocol
+	sum += uint32(len(b))
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
+}
