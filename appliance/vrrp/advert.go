@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/culvert-lb/culvert/internal/header"
 	"net/netip"
 	"time"
 )
@@ -195,23 +196,6 @@ func centiseconds(d time.Duration) (uint16, bool) {
 // pseudo-header for a VRRP message of len(b) bytes and of b itself. A
 // message with a correct checksum field sums to 0xffff.
 func checksum(b []byte, src, dst netip.Addr) uint16 {
-	s4, d4 := src.As4(), dst.As4()
-	var sum uint32
-	sum += uint32(s4[0])<<8 | uint32(s4[1])
-	sum += uint32(s4[2])<<8 | uint32(s4[3])
-	sum += uint32(d4[0])<<8 | uint32(d4[1])
-	sum += uint32(d4[2])<<8 | uint32(d4[3])
-	sum += IPProtocol
-	sum += uint32(len(b))
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
+	ph := header.PseudoHeaderChecksum4(IPProtocol, src.As4(), dst.As4(), uint16(len(b)))
+	return header.Checksum(b, uint32(ph))
 }
