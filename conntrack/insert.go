@@ -65,6 +65,20 @@ func (t *Table[K]) timeout(f *Flow[K], st State) int64 {
 // keys, settle races with concurrent inserts of the same keys, then make
 // it live.
 func (t *Table[K]) insert(f *Flow[K], st State, dl uint32, now Time, replace bool) (*Entry[K], error) {
+	// Two racers inserting the same full-NAT flow settle each key on its
+	// own, so each can win one key and both back out. A loser whose winner
+	// is not live yet therefore tries again: by then the winner is live
+	// (and the retry reports it) or backed out too (and the retry
+	// inserts). Bounded: racing inserts of one key are rare.
+	for attempt := 0; ; attempt++ {
+		x, err := t.insertOnce(f, st, dl, now, replace)
+		if x == nil || attempt == 8 || (err != ErrExists && err != ErrReplyExists) || isLive(x.word.Load()) {
+			return x, err
+		}
+	}
+}
+
+func (t *Table[K]) insertOnce(f *Flow[K], st State, dl uint32, now Time, replace bool) (*Entry[K], error) {
 	ho := t.Hash(&f.Orig)
 	home := t.shardOf(ho)
 	sh := &t.shards[home]
