@@ -202,7 +202,7 @@ type Config struct {
 	// MaglevSize is the Maglev table size, a prime; zero means 65537.
 	MaglevSize int
 	// AnswerVIPs makes the dataplane answer ARP requests and ICMP echo for
-	// VIPs (the active member of an HA pair does; the backup does not).
+	// VIPs and local addresses (the active member of an HA pair does; the backup does not).
 	AnswerVIPs bool
 
 	Services []Service

@@ -318,6 +318,10 @@ func TestARPAndEchoForVIP(t *testing.T) {
 	pt.Check(t, out, pt.EthDst(gwMAC), pt.EthSrc(selfMAC),
 		pt.ARP(pt.ARPOp(header.ARPReply), pt.ARPSender(selfMAC, vipAddr), pt.ARPTarget(gwMAC, clientAddr)))
 	l.passed(pt.ARPRequest(gwMAC, clientAddr, netip.MustParseAddr("198.18.0.1")), PassARP)
+	// A local (SNAT) address is answered too: an HA pair moves it.
+	out = l.one(pt.ARPRequest(gwMAC, clientAddr, localAddr4))
+	pt.Check(t, out, pt.EthDst(gwMAC), pt.EthSrc(selfMAC),
+		pt.ARP(pt.ARPOp(header.ARPReply), pt.ARPSender(selfMAC, localAddr4), pt.ARPTarget(gwMAC, clientAddr)))
 
 	cl := pt.Endpoint{MAC: gwMAC, Addr: netip.AddrPortFrom(clientAddr, 0)}
 	out = l.one(pt.ICMP4Echo(cl, vipEP(), 7, 9, []byte("are you there")))

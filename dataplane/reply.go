@@ -2,13 +2,15 @@ package dataplane
 
 import "github.com/culvert-lb/culvert/internal/header"
 
-// arp answers an ARP request for a VIP in place, when this appliance
-// answers for its VIPs; any other ARP goes to the kernel.
+// arp answers an ARP request for a VIP or a local (SNAT) address in place,
+// when this appliance answers for them; any other ARP goes to the kernel.
+// Local addresses are answered so that an HA pair can move them with
+// VRRP: backends reach them on-link and follow the master's ARP.
 func (w *Worker) arp(i int) (Verdict, DropReason, PassReason) {
 	d := &w.rx[i]
 	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
 	a := header.ARP(frame[l3:])
-	if !w.cfg.cfg.AnswerVIPs || !a.IsValid() || a.Op() != header.ARPRequest || !w.cfg.vips[a.TargetIP()] {
+	if !w.cfg.cfg.AnswerVIPs || !a.IsValid() || a.Op() != header.ARPRequest || !w.owns(a.TargetIP()) {
 		return VerdictPass, DropNone, PassARP
 	}
 	asker, askerIP, vip := a.SenderHW(), a.SenderIP(), a.TargetIP()
@@ -21,13 +23,13 @@ func (w *Worker) arp(i int) (Verdict, DropReason, PassReason) {
 	return VerdictTX, DropNone, PassNone
 }
 
-// echo answers an ICMP echo request to a VIP in place (RFC 792); echo to any
-// other address goes to the kernel.
+// echo answers an ICMP echo request to a VIP or a local address in place
+// (RFC 792); echo to any other address goes to the kernel.
 func (w *Worker) echo(i int) (Verdict, DropReason, PassReason) {
 	d := &w.rx[i]
 	frame := w.umem[d.Addr : d.Addr+uint64(d.Len)]
 	ip := header.IPv4(frame[l3:])
-	if !w.cfg.cfg.AnswerVIPs || !w.cfg.vips[ip.Dst()] {
+	if !w.cfg.cfg.AnswerVIPs || !w.owns(ip.Dst()) {
 		return VerdictPass, DropNone, PassICMP
 	}
 	eth := header.Ethernet(frame)

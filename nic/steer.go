@@ -53,6 +53,7 @@ import (
 //	frame                                                      action
 //	not IPv4 or ARP (IPv6, VLAN-tagged, ...)                   pass
 //	ARP request for Ethernet/IPv4 whose target IP is a VIP     redirect
+//	  or a local address (an HA pair moves both with VRRP)
 //	other ARP, or ARP cut short                                pass
 //	IPv4 header cut short, version != 4, IHL < 5               pass
 //	IPv4 to a local address: any protocol, fragment or not     redirect
@@ -297,7 +298,7 @@ func steerInstructions() asm.Instructions {
 		asm.JNE.Imm(asm.R5, wire16(0x0806), "pass"),
 
 		// ARP: a request for Ethernet/IPv4 (the first 8 bytes, compared
-		// at once) whose target is a VIP.
+		// at once) whose target is a VIP or a local address.
 		asm.Mov.Reg(asm.R4, asm.R2),
 		asm.Add.Imm(asm.R4, progEthLen+progARPLen),
 		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
@@ -308,6 +309,7 @@ func steerInstructions() asm.Instructions {
 		asm.StoreMem(asm.R10, steerKey, asm.R5, asm.Word),
 	)
 	emit(lookup(steerMapVIPs, "redirect")...)
+	emit(lookup(steerMapLocals, "redirect")...)
 	emit(
 		asm.Ja.Label("pass"),
 

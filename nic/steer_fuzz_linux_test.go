@@ -38,7 +38,7 @@ func steerModel(f []byte) bool {
 		if len(a) < 28 || be.Uint16(a[0:]) != 1 || be.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 || be.Uint16(a[6:]) != 1 {
 			return false
 		}
-		return in(steerVIPs, a[24:28])
+		return in(steerVIPs, a[24:28]) || in(steerLocals, a[24:28])
 	case 0x0800:
 	default:
 		return false

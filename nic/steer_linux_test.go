@@ -199,7 +199,7 @@ func TestSteerClassifies(t *testing.T) {
 		{"arp-request-for-vip", arpVIP, true},
 		{"arp-request-for-vip-without-services", packettest.ARPRequest(steerRouter.MAC, steerRouter.Addr.Addr(), steerVIP2), true},
 		{"arp-request-for-host", packettest.ARPRequest(steerRouter.MAC, steerRouter.Addr.Addr(), h.Addr.Addr()), false},
-		{"arp-request-for-local", packettest.ARPRequest(steerRouter.MAC, steerRouter.Addr.Addr(), steerLocal), false},
+		{"arp-request-for-local", packettest.ARPRequest(steerRouter.MAC, steerRouter.Addr.Addr(), steerLocal), true},
 		{"arp-reply-to-vip", packettest.ARPReply(steerRouter.MAC, steerRouter.Addr.Addr(), h.MAC, steerVIP), false},
 		{"arp-request-for-vip-hlen-8", steerMutate(arpVIP, 18, 8), false},
 		{"arp-request-for-vip-ptype-ipv6", steerMutate(arpVIP, 16, 0x86), false},

@@ -125,6 +125,12 @@ type Options struct {
 	HTTPPort, HTTPSPort, UDPPort uint16
 	// NoServers leaves the backends without servers.
 	NoServers bool
+	// Pair adds a second appliance, Lab.Peer (198.18.0.3), on the server
+	// segment next to the first, for an HA pair (one-armed only). The
+	// router and the backends then reach VIPRange and SNATRange on-link,
+	// asking ARP, so that whichever appliance answers for an address (the
+	// VRRP master) receives its traffic.
+	Pair bool
 }
 
 // normalize fills in defaults and reports every problem with o.
@@ -145,6 +151,9 @@ func (o Options) normalize() (Options, error) {
 		}
 	default:
 		bad("topology", "unknown %v", o.Topology)
+	}
+	if o.Pair && o.Topology != OneArmed {
+		bad("pair", "an HA pair needs the one-armed topology, not %v", o.Topology)
 	}
 	if o.Backends == 0 {
 		o.Backends = 3
@@ -224,6 +233,9 @@ type Lab struct {
 	Router    *Host
 	Appliance *Host
 	Backends  []*Host
+	// Peer is the second appliance of an HA pair (Options.Pair); nil
+	// otherwise.
+	Peer *Host
 	// Switch holds the bridges of the server and routed segments. It has no
 	// addresses; its ports carry the name of the host they lead to.
 	Switch *Host
@@ -239,10 +251,14 @@ type Lab struct {
 }
 
 // Hosts returns every host of the lab: client, router, appliance, switch,
-// then the backends.
+// then the backends, then the peer appliance if there is one.
 func (l *Lab) Hosts() []*Host {
 	hs := []*Host{l.Client, l.Router, l.Appliance, l.Switch}
-	return append(hs, l.Backends...)
+	hs = append(hs, l.Backends...)
+	if l.Peer != nil {
+		hs = append(hs, l.Peer)
+	}
+	return hs
 }
 
 // Gateway returns the router's interface on the appliance's client side:

@@ -91,7 +91,10 @@ func (l *Lab) build(ctx context.Context, p *plan) error {
 		l.mu.Unlock()
 	}
 	l.Client, l.Router, l.Appliance, l.Switch = hosts[hClient], hosts[hRouter], hosts[hAppliance], hosts[hSwitch]
-	l.Backends = hosts[hBackend0:]
+	l.Backends = hosts[hBackend0 : hBackend0+l.opt.Backends]
+	if l.opt.Pair {
+		l.Peer = hosts[len(hosts)-1]
+	}
 
 	// Sysctls before any interface exists, so that the "default" ones
 	// reach every interface made later; then loopback.
@@ -193,7 +196,16 @@ func (l *Lab) build(ctx context.Context, p *plan) error {
 	for i, ph := range p.hosts {
 		err := hosts[i].Do(func() error {
 			for _, r := range ph.routes {
-				route := &netlink.Route{Gw: net.IP(r.gw.AsSlice())}
+				route := &netlink.Route{}
+				if r.gw.IsValid() {
+					route.Gw = net.IP(r.gw.AsSlice())
+				} else {
+					link, err := netlink.LinkByName(r.dev)
+					if err != nil {
+						return fmt.Errorf("route %v dev %s: %w", r.dst, r.dev, err)
+					}
+					route.LinkIndex, route.Scope = link.Attrs().Index, netlink.SCOPE_LINK
+				}
 				if r.dst.IsValid() {
 					route.Dst = ipNet(r.dst)
 				}

@@ -225,3 +225,40 @@ func TestBytesBody(t *testing.T) {
 		t.Error("wrong bytes accepted")
 	}
 }
+
+// TestPlanPair: a pair adds the peer appliance at .3 on the server
+// segment, and the router and the backends reach the VIPs and the SNAT
+// addresses on-link, so ARP decides which appliance gets them.
+func TestPlanPair(t *testing.T) {
+	p, _ := planFor(t, "cvtest", Options{Pair: true})
+	peer := p.hosts[len(p.hosts)-1]
+	if peer.role != "peer" || len(peer.links) != 1 || peer.links[0].addr != netip.MustParsePrefix("198.18.0.3/24") ||
+		peer.links[0].segment != SegmentServer {
+		t.Fatalf("peer = %+v, links %+v", peer, peer.links)
+	}
+	onLink := func(h *planHost, dst netip.Prefix) string {
+		for _, r := range h.routes {
+			if r.dst == dst && !r.gw.IsValid() {
+				return r.dev
+			}
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		host int
+		dst  netip.Prefix
+	}{{hRouter, VIPRange}, {hRouter, SNATRange}, {hBackend0, SNATRange}, {hBackend0 + 2, SNATRange}} {
+		h := p.hosts[tc.host]
+		if dev := onLink(h, tc.dst); dev != h.links[len(h.links)-1].name {
+			t.Errorf("%s: route to %v on-link via %q, want its server-side link", h.ns, tc.dst, dev)
+		}
+	}
+	if _, err := (Options{Pair: true, Topology: TwoArmed}).normalize(); err == nil || !strings.Contains(err.Error(), "options.pair") {
+		t.Errorf("two-armed pair: err = %v, want an options.pair error", err)
+	}
+	// Without a pair nothing is on-link.
+	p, _ = planFor(t, "cvtest", Options{})
+	if dev := onLink(p.hosts[hRouter], VIPRange); dev != "" {
+		t.Errorf("single appliance: router reaches VIPs on-link via %q", dev)
+	}
+}

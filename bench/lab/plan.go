@@ -59,7 +59,8 @@ type planVeth struct{ a, b *planEnd }
 
 type planRoute struct {
 	dst netip.Prefix // invalid: the default route
-	gw  netip.Addr
+	gw  netip.Addr   // invalid: on-link through dev
+	dev string       // with no gw: the interface dst is reached on
 }
 
 // sysctl is one write to /proc/sys/<key with dots as slashes>. Optional
@@ -88,6 +89,10 @@ func makePlan(name string, o Options) *plan {
 	client, router, appl, sw := add("client"), add("router"), add("appliance"), add("switch")
 	for i := 0; i < o.Backends; i++ {
 		add("b" + strconv.Itoa(i)).servers = !o.NoServers
+	}
+	var peer *planHost
+	if o.Pair {
+		peer = add("peer")
 	}
 
 	// Every namespace: no IPv6 (the lab is IPv4 and the appliance should
@@ -182,6 +187,20 @@ func makePlan(name string, o Options) *plan {
 	if routed > 0 {
 		toSwitch(hostEnd(hRouter, SegmentRouted, hostNum(routedNet, 1), o.ServerMTU, 1))
 	}
+	if peer != nil {
+		toSwitch(hostEnd(len(p.hosts)-1, SegmentServer, hostNum(serverNet, 3), o.ServerMTU, q))
+		peer.routes = append(peer.routes, planRoute{gw: gw})
+	}
+	// toOwned is how a host on the server segment reaches the VIPs or the
+	// SNAT addresses: through the appliance, or, with a pair, on-link, so
+	// that whichever appliance answers ARP for them (the VRRP master) gets
+	// the traffic.
+	toOwned := func(dst netip.Prefix, via netip.Addr, hi int) planRoute {
+		if o.Pair {
+			return planRoute{dst: dst, dev: p.hosts[hi].links[len(p.hosts[hi].links)-1].name}
+		}
+		return planRoute{dst: dst, gw: via}
+	}
 	// backends
 	for i := 0; i < o.Backends; i++ {
 		hi := hBackend0 + i
@@ -195,7 +214,7 @@ func makePlan(name string, o Options) *plan {
 			// Anything else (DSR replies to the client) via the router.
 			h.routes = append(h.routes,
 				planRoute{gw: hostNum(serverNet, 1).Addr()},
-				planRoute{dst: SNATRange, gw: applServer.Addr()})
+				toOwned(SNATRange, applServer.Addr(), hi))
 		}
 		if o.DSR {
 			h.loAddrs = append(h.loAddrs, netip.PrefixFrom(o.VIP, 32))
@@ -210,8 +229,8 @@ func makePlan(name string, o Options) *plan {
 
 	client.routes = append(client.routes, planRoute{gw: hostNum(clientNet, 1).Addr()})
 	router.routes = append(router.routes,
-		planRoute{dst: VIPRange, gw: applClient.Addr()},
-		planRoute{dst: SNATRange, gw: applServer.Addr()})
+		toOwned(VIPRange, applClient.Addr(), hRouter),
+		toOwned(SNATRange, applServer.Addr(), hRouter))
 	appl.routes = append(appl.routes, planRoute{gw: gw})
 	if routed > 0 && o.Topology == TwoArmed {
 		appl.routes = append(appl.routes, planRoute{dst: routedNet, gw: hostNum(serverNet, 1).Addr()})
