@@ -42,6 +42,10 @@ type Options struct {
 	Clock func() int64
 	// Seed seeds the connection table's own hash; 0 picks one at random.
 	Seed uint64
+	// SyncQueue, when positive, gives each worker and the sweeper a ring of
+	// that many connection-table changes for HA sync (see DrainSync); 0
+	// means no sync: the workers queue nothing.
+	SyncQueue int
 }
 
 // Dataplane holds what the workers share: the connection table, the
@@ -62,6 +66,9 @@ type Dataplane struct {
 
 	sweepNow int64 // set before each Sweep for the expiry callback
 	expired  func(*conntrack.Flow[conntrack.Key4])
+
+	sweepSync    *syncRing          // the sweeper's removals; nil without Options.SyncQueue
+	importReader *conntrack.Reader // ImportFlow's, made at its first call
 }
 
 // localAddr is one SNAT source address with one port pool per worker.
@@ -172,6 +179,9 @@ func New(opt Options) (*Dataplane, error) {
 		d.clock = func() int64 { return int64(time.Since(start)) }
 	}
 	d.expired = d.onExpired
+	if opt.SyncQueue > 0 {
+		d.sweepSync = newSyncRing(opt.SyncQueue)
+	}
 	empty := []*localAddr{}
 	d.locals.Store(&empty)
 	if err := d.Apply(&Config{}); err != nil {
@@ -307,6 +317,9 @@ func (d *Dataplane) Sweep(budget int) int {
 }
 
 func (d *Dataplane) onExpired(f *conntrack.Flow[conntrack.Key4]) {
+	if d.sweepSync != nil {
+		d.sweepSync.push(f, 0, true)
+	}
 	if f.Orig.Proto == conntrack.ProtoPersist {
 		return
 	}
@@ -412,6 +425,9 @@ func (d *Dataplane) NewWorker(id int, qs ...nic.Queue) (*Worker, error) {
 		links:  make([]workerLink, len(qs)),
 		svcs:   newFlowCounts(d.opt.MaxServices, BatchSize*len(qs)),
 		bes:    newFlowCounts(d.opt.MaxBackends, BatchSize*len(qs)),
+	}
+	if d.opt.SyncQueue > 0 {
+		w.sync = newSyncRing(d.opt.SyncQueue)
 	}
 	for i, q := range qs {
 		if q.Headroom() < nat.IPIPOverhead {

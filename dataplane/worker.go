@@ -33,6 +33,7 @@ type Worker struct {
 	links  []workerLink // indexed as Config.Links
 	reader *conntrack.Reader
 	c      *counters
+	sync   *syncRing // HA sync events; nil without Options.SyncQueue
 
 	// The batch being handled: received on link in, whose queue, UMEM and
 	// chunk size these are.
@@ -317,11 +318,27 @@ func (w *Worker) handle(i int, now int64) (Verdict, DropReason, PassReason) {
 		return w.icmpError(i, ref)
 	}
 	if ref.E != nil {
+		if w.sync != nil {
+			return w.trackSync(i, ref, now)
+		}
 		if _, alive := w.d.ct.Track(ref.E, ref.Dir, p.flags, conntrack.Time(now)); alive {
 			return w.forward(i, ref.E.Flow(), ref.Dir)
 		}
 	}
 	return w.newFlow(i, &w.keys[k], now)
+}
+
+// trackSync is handle's Track for a dataplane with HA sync: a change of
+// state is queued for the peer.
+func (w *Worker) trackSync(i int, ref conntrack.Ref[conntrack.Key4], now int64) (Verdict, DropReason, PassReason) {
+	old := ref.E.State()
+	if st, alive := w.d.ct.Track(ref.E, ref.Dir, w.p[i].flags, conntrack.Time(now)); alive {
+		if st != old {
+			w.sync.push(ref.E.Flow(), st, false)
+		}
+		return w.forward(i, ref.E.Flow(), ref.Dir)
+	}
+	return w.newFlow(i, &w.keys[w.kidx[i]], now)
 }
 
 // owns reports whether a is an address this dataplane answers for (a VIP or
@@ -506,6 +523,9 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 		return VerdictDrop, DropTableFull, PassNone
 	}
 	w.d.active.Inc(backend)
+	if w.sync != nil {
+		w.sync.push(e.Flow(), state, false)
+	}
 	w.acc[cNewFlows]++
 	if a := w.svcs.touch(id); a != nil {
 		a.newFlows++
@@ -534,7 +554,9 @@ func (w *Worker) pick(id uint32, st *svcState, k *conntrack.Key4, now int64) (ui
 	if ok && st.persist > 0 {
 		t := conntrack.Flow[conntrack.Key4]{Orig: tk, Service: id, Backend: b, Owner: w.id, PersistTimeout: st.persist}
 		// A full table or a racing insert only costs stickiness.
-		_, _ = w.d.ct.Insert(&t, conntrack.StatePersist, conntrack.Time(now))
+		if e, err := w.d.ct.Insert(&t, conntrack.StatePersist, conntrack.Time(now)); err == nil && w.sync != nil {
+			w.sync.push(e.Flow(), conntrack.StatePersist, false)
+		}
 	}
 	return b, ok
 }

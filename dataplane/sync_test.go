@@ -1,0 +1,165 @@
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/culvert-lb/culvert/conntrack"
+	"github.com/culvert-lb/culvert/internal/header"
+	pt "github.com/culvert-lb/culvert/internal/packettest"
+)
+
+// drainAll returns copies of every queued sync event.
+func drainAll(d *Dataplane) []SyncEvent {
+	var out []SyncEvent
+	d.DrainSync(func(e *SyncEvent) { out = append(out, *e) })
+	return out
+}
+
+// TestSyncEvents: a new flow, each change of its state and its expiry are
+// queued, in that order; packets that change nothing queue nothing.
+func TestSyncEvents(t *testing.T) {
+	l := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{SyncQueue: 64})
+	cl := clientEP(40000)
+	out := l.one(pt.TCP4(cl, vipEP(), pt.FlagSYN, nil))
+	ev := drainAll(l.dp)
+	if len(ev) != 1 || ev[0].Remove || ev[0].State != conntrack.StateSynSent || ev[0].Flow.Orig.SrcPort != 40000 {
+		t.Fatalf("after SYN: %+v", ev)
+	}
+	f := ev[0].Flow
+	// The backend's SYN-ACK to the SNAT address and port.
+	p := pt.Decode(out)
+	be := pt.Endpoint{MAC: beMACs[backendOf(t, out)], Addr: netip.AddrPortFrom(beAddrs[backendOf(t, out)], backendPort)}
+	loc := pt.Endpoint{MAC: selfMAC, Addr: netip.AddrPortFrom(localAddr4, uint16(p.TCP().SrcPort))}
+	l.one(pt.TCP4(be, loc, pt.FlagSYN|pt.FlagACK, nil))
+	l.one(pt.TCP4(cl, vipEP(), pt.FlagACK, nil))
+	l.one(pt.TCP4(cl, vipEP(), pt.FlagACK, []byte("more")))
+	ev = drainAll(l.dp)
+	if len(ev) != 2 || ev[0].State != conntrack.StateSynRecv && ev[0].State != conntrack.StateEstablished ||
+		ev[1].State != conntrack.StateEstablished || ev[0].Flow != f {
+		t.Fatalf("after the handshake and data: %+v", ev)
+	}
+	// Expiry.
+	l.clk.Advance(24 * time.Hour)
+	l.dp.Sweep(1 << 20)
+	ev = drainAll(l.dp)
+	if len(ev) != 1 || !ev[0].Remove || ev[0].Flow != f {
+		t.Fatalf("after expiry: %+v", ev)
+	}
+	if s := l.dp.SyncStats(); s.Pushed != 4 || s.Dropped != 0 || s.Backlog != 0 {
+		t.Errorf("stats %+v, want 4 pushed", s)
+	}
+}
+
+// TestSyncRingFull: a worker never waits for the sync: past the ring's
+// size events are dropped and counted, and forwarding goes on.
+func TestSyncRingFull(t *testing.T) {
+	l := newLab(t, labConfig(ModeDSR, header.ProtoUDP), Options{SyncQueue: 8})
+	for i := range 20 {
+		l.one(pt.UDP4(clientEP(uint16(30000+i)), vipEP(), []byte("x")))
+	}
+	s := l.dp.SyncStats()
+	if s.Pushed != 8 || s.Dropped != 12 || s.Backlog != 8 {
+		t.Errorf("stats %+v, want 8 queued and 12 dropped", s)
+	}
+	if n := len(drainAll(l.dp)); n != 8 {
+		t.Errorf("drained %d events, want 8", n)
+	}
+	l.one(pt.UDP4(clientEP(31000), vipEP(), []byte("x")))
+	if n := len(drainAll(l.dp)); n != 1 {
+		t.Errorf("after draining, %d events, want 1", n)
+	}
+}
+
+// TestSyncImportForwardsAlike is the property HA rests on: a nat flow
+// made on one dataplane, carried by name to another whose IDs differ,
+// is forwarded there exactly as on the first, SNAT port included, in both
+// directions.
+func TestSyncImportForwardsAlike(t *testing.T) {
+	a := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{SyncQueue: 64})
+	// b has an extra service and backend first, so its IDs differ.
+	cfg := labConfig(ModeNAT, header.ProtoTCP)
+	extra := Backend{Addr: [4]byte{198, 18, 3, 9}, Port: 9, Weight: 1, MAC: beMACs[0]}
+	cfg.Backends = append([]Backend{extra}, cfg.Backends...)
+	cfg.Services[0].Backends = []uint32{1, 2, 3}
+	cfg.Services = append([]Service{{VIP: a4(vipAddr), Proto: header.ProtoUDP, Port: 53, Mode: ModeNAT, Backends: []uint32{0}}}, cfg.Services...)
+	b := newLab(t, cfg, Options{})
+
+	cl := clientEP(40001)
+	syn := pt.TCP4(cl, vipEP(), pt.FlagSYN, nil)
+	outA := a.one(syn)
+	ev := drainAll(a.dp)
+	if len(ev) != 1 {
+		t.Fatalf("events %+v", ev)
+	}
+	n, ok := a.dp.Names(&ev[0].Flow)
+	if !ok {
+		t.Fatal("Names failed")
+	}
+	f := ev[0].Flow
+	if err := b.dp.Resolve(n, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Service == ev[0].Flow.Service || f.Backend == ev[0].Flow.Backend {
+		t.Fatalf("IDs did not change (%d/%d): the test shows nothing", f.Service, f.Backend)
+	}
+	if err := b.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateEstablished, Remaining: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dp.Active().Load(f.Backend); got != 1 {
+		t.Errorf("backend %d active %d after import, want 1", f.Backend, got)
+	}
+	// Importing again refreshes, and does not count twice.
+	if err := b.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateEstablished, Remaining: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dp.Active().Load(f.Backend); got != 1 {
+		t.Errorf("backend %d active %d after a second import, want 1", f.Backend, got)
+	}
+
+	// Mid-stream, from the client: b rewrites it as a would have.
+	data := pt.TCP4(cl, vipEP(), pt.FlagACK, []byte("after failover"))
+	wantA := a.one(data)
+	gotB := b.one(data)
+	if !bytes.Equal(gotB, wantA) {
+		t.Fatalf("b forwarded\n%x\nwant (as a)\n%x", gotB, wantA)
+	}
+	// And the backend's answer to the SNAT port goes back to the client.
+	p := pt.Decode(outA)
+	be := pt.Endpoint{MAC: beMACs[backendOf(t, outA)], Addr: netip.AddrPortFrom(beAddrs[backendOf(t, outA)], backendPort)}
+	loc := pt.Endpoint{MAC: selfMAC, Addr: netip.AddrPortFrom(localAddr4, uint16(p.TCP().SrcPort))}
+	reply := pt.TCP4(be, loc, pt.FlagACK, []byte("answer"))
+	pt.Check(t, b.one(reply), pt.EthDst(gwMAC), pt.IPv4(pt.Src(vipAddr), pt.Dst(clientAddr), pt.ValidIPv4Checksum(),
+		pt.TCP(pt.SrcPort(vipPort), pt.DstPort(40001), pt.ValidL4Checksum())))
+
+	// A name b does not have is refused.
+	n.BackendAddr = [4]byte{198, 18, 3, 200}
+	if err := b.dp.Resolve(n, &f); !errors.Is(err, ErrUnknownName) {
+		t.Errorf("unknown backend: %v", err)
+	}
+}
+
+// TestPollWithSyncDoesNotAllocate: queueing sync events keeps Poll's
+// allocation contract.
+func TestPollWithSyncDoesNotAllocate(t *testing.T) {
+	l := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{SyncQueue: 1 << 12})
+	p := uint16(10000)
+	syn := pt.TCP4(clientEP(p), vipEP(), pt.FlagSYN, nil)
+	allocs := testing.AllocsPerRun(100, func() {
+		header.TCP(syn[34:]).SetSrcPort(p)
+		p++
+		l.q.Inject(syn)
+		l.w.Poll()
+		l.q.DiscardTX()
+		l.dp.DrainSync(func(*SyncEvent) {})
+	})
+	if allocs != 0 {
+		t.Errorf("Poll with sync allocates %.1f times", allocs)
+	}
+	if s := l.dp.SyncStats(); s.Pushed < 100 {
+		t.Errorf("only %d events: the test shows nothing", s.Pushed)
+	}
+}
