@@ -67,7 +67,7 @@ type Dataplane struct {
 	sweepNow int64 // set before each Sweep for the expiry callback
 	expired  func(*conntrack.Flow[conntrack.Key4])
 
-	sweepSync    *syncRing          // the sweeper's removals; nil without Options.SyncQueue
+	sweepSync    *syncRing         // the sweeper's removals; nil without Options.SyncQueue
 	importReader *conntrack.Reader // ImportFlow's, made at its first call
 }
 
