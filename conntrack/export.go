@@ -97,3 +97,20 @@ func (t *Table[K]) Import(r Record[K], now Time) error {
 	_, err := t.insert(&r.Flow, st, dl, now, true)
 	return err
 }
+
+// Expire ends e's flow now: its deadline moves to the past, so workers
+// treat its packets as a miss and the next Sweep removes it (and reports
+// it). It returns false when the entry was no longer live. HA sync uses it
+// for a flow the peer removed. Any goroutine, between Begin and End of its
+// Reader; it never blocks.
+func (t *Table[K]) Expire(e *Entry[K]) bool {
+	for {
+		w := e.word.Load()
+		if !isLive(w) {
+			return false
+		}
+		if e.word.CompareAndSwap(w, liveWord(State(w), wordFin(w), 0)) {
+			return true
+		}
+	}
+}

@@ -183,3 +183,33 @@ func TestRangeUsesSweepClock(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 }
+
+// TestExpire: an expired flow is a miss at once, and the next Sweep
+// removes and reports it; a second Expire of the dead entry says so.
+func TestExpire(t *testing.T) {
+	tb := newTable[Key4](t, Config{MaxFlows: 10})
+	f := natFlow4(1, 6)
+	if err := tb.Import(Record[Key4]{Flow: f, State: StateEstablished, Remaining: time.Hour}, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := tb.NewReader()
+	r.Begin()
+	ref := tb.Lookup(&f.Orig)
+	if ref.E == nil || !tb.Expire(ref.E) {
+		t.Fatal("Expire of a live flow failed")
+	}
+	if _, alive := tb.Track(ref.E, DirOriginal, 0, sec); alive {
+		t.Error("an expired flow is still tracked")
+	}
+	r.End()
+	var gone []Flow[Key4]
+	tb.Sweep(sec, 100, func(g *Flow[Key4]) { gone = append(gone, *g) })
+	if len(gone) != 1 || gone[0] != f {
+		t.Fatalf("Sweep reported %v", gone)
+	}
+	r.Begin()
+	if ref := tb.Lookup(&f.Orig); ref.E != nil {
+		t.Error("the flow is still indexed after Sweep")
+	}
+	r.End()
+}

@@ -220,3 +220,20 @@ func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
 	}
 	return nil
 }
+
+// RemoveFlow ends the flow whose original tuple is orig, if it is here
+// and equal to f (a flow the HA peer removed): see conntrack.Table.Expire.
+// It reports whether it did. Control path, the same goroutine as
+// ImportFlow.
+func (d *Dataplane) RemoveFlow(f *conntrack.Flow[conntrack.Key4]) bool {
+	if d.importReader == nil {
+		d.importReader = d.ct.NewReader()
+	}
+	d.importReader.Begin()
+	defer d.importReader.End()
+	ref := d.ct.Lookup(&f.Orig)
+	if ref.E == nil || ref.Dir != conntrack.DirOriginal || *ref.E.Flow() != *f {
+		return false
+	}
+	return d.ct.Expire(ref.E)
+}

@@ -135,6 +135,18 @@ func TestSyncImportForwardsAlike(t *testing.T) {
 	pt.Check(t, b.one(reply), pt.EthDst(gwMAC), pt.IPv4(pt.Src(vipAddr), pt.Dst(clientAddr), pt.ValidIPv4Checksum(),
 		pt.TCP(pt.SrcPort(vipPort), pt.DstPort(40001), pt.ValidL4Checksum())))
 
+	// The peer's removal ends it here.
+	if !b.dp.RemoveFlow(&f) {
+		t.Error("RemoveFlow of the imported flow failed")
+	}
+	b.dp.Sweep(1 << 20)
+	if got := b.dp.Active().Load(f.Backend); got != 0 {
+		t.Errorf("backend %d active %d after removal, want 0", f.Backend, got)
+	}
+	if b.dp.RemoveFlow(&f) {
+		t.Error("RemoveFlow of a removed flow succeeded")
+	}
+
 	// A name b does not have is refused.
 	n.BackendAddr = [4]byte{198, 18, 3, 200}
 	if err := b.dp.Resolve(n, &f); !errors.Is(err, ErrUnknownName) {
