@@ -31,6 +31,39 @@ type fileSpec struct {
 	MTU         int             `yaml:"mtu,omitempty"`
 	MaglevSize  int             `yaml:"maglev_size,omitempty"`
 	Services    []fileService   `yaml:"services"`
+	HA          *fileHA         `yaml:"ha,omitempty"`
+}
+
+type fileHA struct {
+	Interface    string      `yaml:"interface,omitempty"`
+	UnicastPeers []string    `yaml:"unicast_peer,omitempty"`
+	Groups       []fileGroup `yaml:"vrrp_instances"`
+	Sync         *fileSync   `yaml:"sync,omitempty"`
+}
+
+type fileGroup struct {
+	Name             string      `yaml:"name,omitempty"`
+	VirtualRouterID  int         `yaml:"virtual_router_id"`
+	Priority         int         `yaml:"priority"`
+	AdvertInt        string      `yaml:"advert_int,omitempty"` // a duration (100ms) or keepalived's seconds (0.1)
+	NoPreempt        bool        `yaml:"nopreempt,omitempty"`
+	PreemptDelay     string      `yaml:"preempt_delay,omitempty"`
+	VirtualIPAddress []string    `yaml:"virtual_ipaddress,omitempty"`
+	LocalAddrs       []string    `yaml:"local_addrs,omitempty"`
+	TrackInterface   []fileTrack `yaml:"track_interface,omitempty"`
+	TrackService     []fileTrack `yaml:"track_service,omitempty"`
+}
+
+type fileTrack struct {
+	Name   string `yaml:"name"`
+	Weight int    `yaml:"weight,omitempty"`
+}
+
+type fileSync struct {
+	Listen  string `yaml:"listen"`
+	Peer    string `yaml:"peer"`
+	Key     string `yaml:"key"`
+	Refresh string `yaml:"refresh,omitempty"`
 }
 
 type fileTimeouts struct {
@@ -390,7 +423,76 @@ func (f *fileSpec) spec() (*Spec, []error) {
 		}
 		s.Services = append(s.Services, ss)
 	}
+	if f.HA != nil {
+		s.HA = f.HA.spec(&errs)
+	}
 	return s, errs
+}
+
+// seconds parses a duration written like 100ms, or as keepalived's plain
+// seconds (0.1).
+func seconds(path, v string, errs *[]error) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return d
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f < 1e6 {
+		return time.Duration(f * float64(time.Second)).Round(time.Millisecond)
+	}
+	*errs = append(*errs, fmt.Errorf("%s: %q is not a duration (like 100ms, or seconds like 0.1)", path, v))
+	return 0
+}
+
+func (f *fileHA) spec(errs *[]error) *HASpec {
+	h := &HASpec{Interface: f.Interface}
+	for i, a := range f.UnicastPeers {
+		h.UnicastPeers = append(h.UnicastPeers, addr(fmt.Sprintf("ha.unicast_peer[%d]", i), a, errs))
+	}
+	for i, g := range f.Groups {
+		at := fmt.Sprintf("ha.vrrp_instances[%d]", i)
+		gs := VRRPGroupSpec{Name: g.Name, NoPreempt: g.NoPreempt,
+			AdvertInt: seconds(at+".advert_int", g.AdvertInt, errs), PreemptDelay: seconds(at+".preempt_delay", g.PreemptDelay, errs)}
+		if g.VirtualRouterID < 1 || g.VirtualRouterID > 255 {
+			*errs = append(*errs, fmt.Errorf("%s.virtual_router_id: %d is outside 1..255", at, g.VirtualRouterID))
+		} else {
+			gs.VirtualRouterID = uint8(g.VirtualRouterID)
+		}
+		if g.Priority < 1 || g.Priority > 254 {
+			*errs = append(*errs, fmt.Errorf("%s.priority: %d is outside 1..254", at, g.Priority))
+		} else {
+			gs.Priority = uint8(g.Priority)
+		}
+		for j, a := range g.VirtualIPAddress {
+			gs.VirtualIPAddress = append(gs.VirtualIPAddress, addr(fmt.Sprintf("%s.virtual_ipaddress[%d]", at, j), a, errs))
+		}
+		for j, a := range g.LocalAddrs {
+			gs.LocalAddrs = append(gs.LocalAddrs, addr(fmt.Sprintf("%s.local_addrs[%d]", at, j), a, errs))
+		}
+		for _, t := range g.TrackInterface {
+			gs.TrackInterface = append(gs.TrackInterface, TrackSpec{Name: t.Name, Weight: t.Weight})
+		}
+		for _, t := range g.TrackService {
+			gs.TrackService = append(gs.TrackService, TrackSpec{Name: t.Name, Weight: t.Weight})
+		}
+		h.Groups = append(h.Groups, gs)
+	}
+	if sy := f.Sync; sy != nil {
+		ss := &SyncSpec{Key: sy.Key, Refresh: seconds("ha.sync.refresh", sy.Refresh, errs)}
+		for _, x := range []struct {
+			path, v string
+			dst     *netip.AddrPort
+		}{{"ha.sync.listen", sy.Listen, &ss.Listen}, {"ha.sync.peer", sy.Peer, &ss.Peer}} {
+			ap, err := netip.ParseAddrPort(x.v)
+			if err != nil {
+				*errs = append(*errs, fmt.Errorf("%s: %q is not an address:port", x.path, x.v))
+			}
+			*x.dst = ap
+		}
+		h.Sync = ss
+	}
+	return h
 }
 
 // Marshal writes s in the configuration file's YAML form; Parse reads it
@@ -435,5 +537,40 @@ func Marshal(s *Spec) ([]byte, error) {
 		}
 		f.Services = append(f.Services, fs)
 	}
+	if h := s.HA; h != nil {
+		f.HA = fileHAOf(h)
+	}
 	return yaml.Marshal(&f)
+}
+
+func fileHAOf(h *HASpec) *fileHA {
+	strs := func(as []netip.Addr) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.String())
+		}
+		return out
+	}
+	d := func(v time.Duration) string {
+		if v == 0 {
+			return ""
+		}
+		return v.String()
+	}
+	f := &fileHA{Interface: h.Interface, UnicastPeers: strs(h.UnicastPeers)}
+	for _, g := range h.Groups {
+		fg := fileGroup{Name: g.Name, VirtualRouterID: int(g.VirtualRouterID), Priority: int(g.Priority), AdvertInt: d(g.AdvertInt),
+			NoPreempt: g.NoPreempt, PreemptDelay: d(g.PreemptDelay), VirtualIPAddress: strs(g.VirtualIPAddress), LocalAddrs: strs(g.LocalAddrs)}
+		for _, t := range g.TrackInterface {
+			fg.TrackInterface = append(fg.TrackInterface, fileTrack(t))
+		}
+		for _, t := range g.TrackService {
+			fg.TrackService = append(fg.TrackService, fileTrack(t))
+		}
+		f.Groups = append(f.Groups, fg)
+	}
+	if sy := h.Sync; sy != nil {
+		f.Sync = &fileSync{Listen: sy.Listen.String(), Peer: sy.Peer.String(), Key: sy.Key, Refresh: d(sy.Refresh)}
+	}
+	return f
 }

@@ -46,6 +46,8 @@ type Spec struct {
 	// MaglevSize is the Maglev table size (prime); 0 means 65537.
 	MaglevSize int
 	Services   []ServiceSpec
+	// HA, when set, makes the appliance a member of an HA pair.
+	HA *HASpec
 }
 
 // TimeoutsSpec are the connection table's idle timeouts.
@@ -239,6 +241,7 @@ func (s *Spec) Validate() error {
 	if _, err := steerServices(s); err != nil {
 		add("services: %v", err)
 	}
+	s.validateHA(add)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
