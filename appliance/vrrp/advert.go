@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/culvert-lb/culvert/internal/header"
 	"net/netip"
+	"slices"
 	"time"
+
+	"github.com/culvert-lb/culvert/internal/header"
 )
 
 // Wire constants of RFC 5798.
@@ -103,6 +105,12 @@ type Advert struct {
 // (dst is 224.0.0.18 for multicast or a peer for unicast); both addresses
 // enter the checksum. It allocates the returned slice.
 func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
+	return a.appendMarshal(nil, src, dst)
+}
+
+// appendMarshal is Marshal appending to b; it allocates only when b lacks
+// the room, and on error.
+func (a *Advert) appendMarshal(b []byte, src, dst netip.Addr) ([]byte, error) {
 	if !src.Is4() || !dst.Is4() {
 		return nil, fmt.Errorf("marshal: src %v dst %v: %w", src, dst, ErrAddress)
 	}
@@ -116,20 +124,25 @@ func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
 	if len(a.Addrs) > 255 {
 		return nil, fmt.Errorf("marshal: %d addresses: %w", len(a.Addrs), ErrTooMany)
 	}
-	b := make([]byte, AdvertMinimumSize+4*len(a.Addrs))
-	b[offVersionType] = Version<<4 | TypeAdvertisement
-	b[offVRID] = a.VRID
-	b[offPriority] = a.Priority
-	b[offCount] = uint8(len(a.Addrs))
-	binary.BigEndian.PutUint16(b[offInterval:], cs)
 	for i, addr := range a.Addrs {
 		if !addr.Is4() {
 			return nil, fmt.Errorf("marshal: addrs[%d] %v: %w", i, addr, ErrAddress)
 		}
-		a4 := addr.As4()
-		copy(b[offAddrs+4*i:], a4[:])
 	}
-	binary.BigEndian.PutUint16(b[offChecksum:], ^checksum(b, src, dst))
+	start := len(b)
+	b = slices.Grow(b, AdvertMinimumSize+4*len(a.Addrs))[:start+AdvertMinimumSize+4*len(a.Addrs)]
+	m := b[start:]
+	m[offVersionType] = Version<<4 | TypeAdvertisement
+	m[offVRID] = a.VRID
+	m[offPriority] = a.Priority
+	m[offCount] = uint8(len(a.Addrs))
+	binary.BigEndian.PutUint16(m[offInterval:], cs)
+	binary.BigEndian.PutUint16(m[offChecksum:], 0)
+	for i, addr := range a.Addrs {
+		a4 := addr.As4()
+		copy(m[offAddrs+4*i:], a4[:])
+	}
+	binary.BigEndian.PutUint16(m[offChecksum:], ^checksum(m, src, dst))
 	return b, nil
 }
 
@@ -140,47 +153,80 @@ func (a *Advert) Marshal(src, dst netip.Addr) ([]byte, error) {
 // bits are ignored. The returned Addrs is freshly allocated; b is not
 // retained.
 func Parse(b []byte, src, dst netip.Addr, ipTTL uint8) (Advert, error) {
-	if ipTTL != TTL {
-		return Advert{}, fmt.Errorf("parse: ttl %d: %w", ipTTL, ErrTTL)
+	if r := check(b, src, dst, ipTTL); r != RejectNone {
+		return Advert{}, parseError(r, b, src, dst, ipTTL)
 	}
-	if !src.Is4() || !dst.Is4() {
-		return Advert{}, fmt.Errorf("parse: src %v dst %v: %w", src, dst, ErrAddress)
+	return decode(b, nil), nil
+}
+
+// check applies Parse's checks, in Parse's order, and returns the first
+// that fails or RejectNone. It does not allocate; the Router runs it on
+// every received packet.
+func check(b []byte, src, dst netip.Addr, ipTTL uint8) RejectReason {
+	switch {
+	case ipTTL != TTL:
+		return RejectTTL
+	case !src.Is4() || !dst.Is4():
+		return RejectAddress
+	case len(b) < AdvertMinimumSize:
+		return RejectShort
+	case b[offVersionType]>>4 != Version:
+		return RejectVersion
+	case b[offVersionType]&0x0f != TypeAdvertisement:
+		return RejectType
+	case len(b) != AdvertMinimumSize+4*int(b[offCount]):
+		return RejectLength
+	case checksum(b, src, dst) != 0xffff:
+		return RejectChecksum
+	case b[offVRID] == 0:
+		return RejectVRIDZero
+	case binary.BigEndian.Uint16(b[offInterval:])&0x0fff == 0:
+		return RejectInterval
 	}
-	if len(b) < AdvertMinimumSize {
-		return Advert{}, fmt.Errorf("parse: %d bytes: %w", len(b), ErrLength)
+	return RejectNone
+}
+
+// parseError is Parse's error for reason r, naming the offending value.
+func parseError(r RejectReason, b []byte, src, dst netip.Addr, ipTTL uint8) error {
+	switch r {
+	case RejectTTL:
+		return fmt.Errorf("parse: ttl %d: %w", ipTTL, ErrTTL)
+	case RejectAddress:
+		return fmt.Errorf("parse: src %v dst %v: %w", src, dst, ErrAddress)
+	case RejectShort:
+		return fmt.Errorf("parse: %d bytes: %w", len(b), ErrLength)
+	case RejectVersion:
+		return fmt.Errorf("parse: version %d: %w", b[offVersionType]>>4, ErrVersion)
+	case RejectType:
+		return fmt.Errorf("parse: type %d: %w", b[offVersionType]&0x0f, ErrType)
+	case RejectLength:
+		return fmt.Errorf("parse: %d bytes for %d addresses: %w", len(b), b[offCount], ErrLength)
+	case RejectChecksum:
+		return fmt.Errorf("parse: sum %#04x: %w", checksum(b, src, dst), ErrChecksum)
+	case RejectVRIDZero:
+		return fmt.Errorf("parse: %w", ErrVRID)
+	case RejectInterval:
+		return fmt.Errorf("parse: interval 0: %w", ErrInterval)
 	}
-	if v := b[offVersionType] >> 4; v != Version {
-		return Advert{}, fmt.Errorf("parse: version %d: %w", v, ErrVersion)
-	}
-	if t := b[offVersionType] & 0x0f; t != TypeAdvertisement {
-		return Advert{}, fmt.Errorf("parse: type %d: %w", t, ErrType)
-	}
-	n := int(b[offCount])
-	if len(b) != AdvertMinimumSize+4*n {
-		return Advert{}, fmt.Errorf("parse: %d bytes for %d addresses: %w", len(b), n, ErrLength)
-	}
-	if s := checksum(b, src, dst); s != 0xffff {
-		return Advert{}, fmt.Errorf("parse: sum %#04x: %w", s, ErrChecksum)
-	}
-	if b[offVRID] == 0 {
-		return Advert{}, fmt.Errorf("parse: %w", ErrVRID)
-	}
-	cs := binary.BigEndian.Uint16(b[offInterval:]) & 0x0fff
-	if cs == 0 {
-		return Advert{}, fmt.Errorf("parse: interval 0: %w", ErrInterval)
-	}
+	panic(fmt.Sprintf("vrrp: parseError(%v)", r)) // check returns only the reasons above
+}
+
+// decode reads the advertisement in b, which passed check. Addrs reuses
+// addrs' storage when it is large enough (then nothing is allocated) and is
+// nil when b carries no address.
+func decode(b []byte, addrs []netip.Addr) Advert {
 	a := Advert{
 		VRID:              b[offVRID],
 		Priority:          b[offPriority],
-		MaxAdvertInterval: time.Duration(cs) * centisecond,
+		MaxAdvertInterval: time.Duration(binary.BigEndian.Uint16(b[offInterval:])&0x0fff) * centisecond,
 	}
-	if n > 0 {
-		a.Addrs = make([]netip.Addr, n)
+	if n := int(b[offCount]); n > 0 {
+		a.Addrs = slices.Grow(addrs[:0], n)[:n]
 		for i := range a.Addrs {
 			a.Addrs[i] = netip.AddrFrom4([4]byte(b[offAddrs+4*i:]))
 		}
 	}
-	return a, nil
+	return a
 }
 
 // centiseconds converts d to the 12-bit wire value; ok is false when d is
