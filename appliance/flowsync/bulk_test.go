@@ -1,0 +1,329 @@
+package flowsync
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stepper drives one Endpoint's receive side message by message, as the
+// peer, and captures what the Endpoint sends (the drop hook keeps it off
+// the wire). Nothing runs in the background unless a test starts it.
+type stepper struct {
+	t    *testing.T
+	e    *Endpoint
+	imp  *memImporter
+	peer *sealer
+
+	mu   sync.Mutex
+	sent [][]byte
+}
+
+func newStepper(t *testing.T, walk func(yield func(Record) bool)) *stepper {
+	s := &stepper{t: t, imp: newMemImporter(), peer: newSealer(testKey, peer, 5000)}
+	c := fastConfig(self)
+	c.Importer = s.imp
+	c.Walk = walk
+	s.e = newEndpoint(t, c)
+	s.e.setDrop(func(b []byte) bool {
+		s.mu.Lock()
+		s.sent = append(s.sent, bytes.Clone(b))
+		s.mu.Unlock()
+		return true
+	})
+	return s
+}
+
+func (s *stepper) deliver(b []byte) { s.e.receive(b, time.Now()) }
+
+// sentOf returns the messages of type ty sent so far.
+func (s *stepper) sentOf(ty Type) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	for _, b := range s.sent {
+		if Type(b[hType]) == ty {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// request returns the ID of the last BulkRequest sent and how many were.
+func (s *stepper) request() (uint32, int) {
+	rs := s.sentOf(TypeBulkRequest)
+	if len(rs) == 0 {
+		s.t.Fatal("no BulkRequest sent")
+	}
+	return binary.BigEndian.Uint32(rs[len(rs)-1][HeaderSize:]), len(rs)
+}
+
+// transfer delivers a bulk transfer of rs for request id, beginning at the
+// peer's next sequence number, leaving out the messages skip says, and
+// returns the sequence number it began at.
+func (s *stepper) transfer(id uint32, rs []Record, skip func(seq uint64) bool) uint64 {
+	first := s.peer.seq + 1
+	for len(rs) > 0 {
+		k := min(len(rs), 8)
+		b := s.peer.bulkUpdate(id, first, rs[:k])
+		if skip == nil || !skip(s.peer.seq) {
+			s.deliver(b)
+		}
+		rs = rs[k:]
+	}
+	return first
+}
+
+func TestSyncStepByStep(t *testing.T) {
+	s := newStepper(t, nil)
+	changed := s.e.SyncChanged()
+	s.e.RequestBulk()
+	id, n := s.request()
+	if n != 1 || s.e.Synced() {
+		t.Fatalf("%d requests, synced %v", n, s.e.Synced())
+	}
+	s.deliver(s.peer.heartbeat(0, 0, 0))
+	s.deliver(s.peer.update(recs(30)[25:])) // a live update before the transfer
+	first := s.transfer(id, recs(24), nil)
+	s.deliver(s.peer.update(recs(30)[24:25])) // and one during it
+	if s.e.Synced() {
+		t.Fatal("synced before the BulkEnd")
+	}
+	s.deliver(s.peer.bulkEnd(id, first, 24))
+	if !s.e.Synced() {
+		t.Fatal("not synced after a complete transfer")
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("SyncChanged not closed")
+	}
+	st := s.e.Stats()
+	if st.LastBulkRecords != 24 || st.BulkIncomplete != 0 || s.imp.len() != 30 || st.Imported != 30 {
+		t.Fatalf("last bulk %d, incomplete %d, flows %d, imported %d", st.LastBulkRecords, st.BulkIncomplete, s.imp.len(), st.Imported)
+	}
+	// A repeated BulkEnd (the peer answering our last repeat) changes nothing.
+	s.deliver(s.peer.bulkEnd(id, first, 24))
+	if _, n := s.request(); !s.e.Synced() || n != 1 {
+		t.Fatalf("repeat BulkEnd: synced %v, %d requests", s.e.Synced(), n)
+	}
+}
+
+func TestSyncIncomplete(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(s *stepper, id uint32)
+	}{
+		{"record count differs", func(s *stepper, id uint32) {
+			first := s.transfer(id, recs(24), nil)
+			s.deliver(s.peer.bulkEnd(id, first, 25))
+		}},
+		{"message missing", func(s *stepper, id uint32) {
+			first := s.transfer(id, recs(24), func(seq uint64) bool { return seq == 3 })
+			s.deliver(s.peer.bulkEnd(id, first, 24))
+		}},
+		{"live update missing", func(s *stepper, id uint32) {
+			first := s.transfer(id, recs(24), nil)
+			s.peer.update(recs(1)) // sealed, never delivered
+			s.deliver(s.peer.bulkEnd(id, first, 24))
+		}},
+		{"BulkEnd first differs", func(s *stepper, id uint32) {
+			first := s.transfer(id, recs(24), nil)
+			s.deliver(s.peer.bulkEnd(id, first+1, 24))
+		}},
+		{"transfer began before we listened", func(s *stepper, id uint32) {
+			first := s.transfer(id, recs(24), func(seq uint64) bool { return seq == 1 })
+			s.deliver(s.peer.bulkEnd(id, first, 16))
+		}},
+		{"transfer restarted", func(s *stepper, id uint32) {
+			s.transfer(id, recs(8), nil)
+			s.transfer(id, recs(8), nil)
+		}},
+		{"peer restarted", func(s *stepper, id uint32) {
+			s.transfer(id, recs(8), nil)
+			s.peer = newSealer(testKey, peer, s.peer.epoch+1)
+			s.deliver(s.peer.heartbeat(0, 0, 0))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStepper(t, nil)
+			s.e.RequestBulk()
+			id, _ := s.request()
+			tt.run(s, id)
+			next, n := s.request()
+			if s.e.Synced() || n != 2 || next != id+1 {
+				t.Fatalf("synced %v, %d requests, last %d (first %d): want a new request", s.e.Synced(), n, next, id)
+			}
+			if st := s.e.Stats(); st.BulkIncomplete != 1 {
+				t.Fatalf("BulkIncomplete %d", st.BulkIncomplete)
+			}
+			// The new request completes normally.
+			first := s.transfer(next, recs(8), nil)
+			s.deliver(s.peer.bulkEnd(next, first, 8))
+			if !s.e.Synced() {
+				t.Fatal("not synced after the retry's transfer")
+			}
+		})
+	}
+}
+
+func TestSyncIgnoresOtherRequests(t *testing.T) {
+	s := newStepper(t, nil)
+	s.e.RequestBulk()
+	id, _ := s.request()
+	s.deliver(s.peer.heartbeat(0, 0, 0))
+	first := s.transfer(id-1, recs(8), nil) // a transfer for an earlier request
+	s.deliver(s.peer.bulkEnd(id-1, first, 8))
+	s.deliver(s.peer.bulkEnd(id+1, first, 8))
+	if _, n := s.request(); s.e.Synced() || n != 1 || s.e.Stats().BulkIncomplete != 0 {
+		t.Fatalf("synced %v, %d requests", s.e.Synced(), n)
+	}
+	if s.imp.len() != 8 {
+		t.Fatalf("records of another transfer are still flows: %d imported", s.imp.len())
+	}
+}
+
+// TestLossAbandonsTransfer: a lost message of a long transfer abandons it
+// when the hole leaves the replay window, without waiting for the end.
+func TestLossAbandonsTransfer(t *testing.T) {
+	s := newStepper(t, nil)
+	s.e.RequestBulk()
+	id, _ := s.request()
+	s.deliver(s.peer.heartbeat(0, 0, 0)) // sequence 1
+	const lostSeq = 10
+	s.transfer(id, recs(8*(lostSeq+windowSize-2)), func(seq uint64) bool { return seq == lostSeq })
+	if _, n := s.request(); n != 1 {
+		t.Fatalf("asked again while the hole is still in the window (top %d)", s.e.open.win.top)
+	}
+	s.deliver(s.peer.heartbeat(0, 0, 0)) // sequence lostSeq+windowSize: the hole leaves
+	if next, n := s.request(); n != 2 || next != id+1 || s.e.Stats().BulkIncomplete != 1 {
+		t.Fatalf("%d requests (last %d): want a new one when %d left the window", n, next, lostSeq)
+	}
+}
+
+func TestHeartbeatAckAndEpochBump(t *testing.T) {
+	s := newStepper(t, nil)
+	ours := s.e.Stats().Epoch
+	s.e.sendHeartbeat()
+	s.deliver(s.peer.heartbeat(flagSynced, ours, 1))
+	st := s.e.Stats()
+	if !st.PeerSynced || st.PeerAckEpoch != ours || st.PeerAckSeq != 1 || st.EpochBumps != 0 {
+		t.Fatalf("ack: %+v", st)
+	}
+	// The peer acknowledges an epoch of ours later than the one we have.
+	s.deliver(s.peer.heartbeat(0, ours+100, 7))
+	st = s.e.Stats()
+	if st.EpochBumps != 1 || st.Epoch <= ours+100 || st.PeerSynced {
+		t.Fatalf("after a later ack: bumps %d epoch %d (ack %d) synced %v", st.EpochBumps, st.Epoch, ours+100, st.PeerSynced)
+	}
+	s.e.sendHeartbeat()
+	hbs := s.sentOf(TypeHeartbeat)
+	h := readHeader(hbs[len(hbs)-1])
+	if h.epoch != st.Epoch || h.seq != 1 {
+		t.Fatalf("next message: epoch %d seq %d, want %d and 1", h.epoch, h.seq, st.Epoch)
+	}
+	// The peer's opener accepts it as a restart of ours.
+	o := newOpener(testKey, peer)
+	mustAccept(t, o, hbs[0])
+	mustAccept(t, o, hbs[len(hbs)-1])
+}
+
+// TestServe: the bulk side, with the bulk goroutine running and requests
+// delivered as the peer would send them.
+func TestServe(t *testing.T) {
+	table := recs(20)
+	gate := make(chan struct{})
+	reached := make(chan struct{}, 10)
+	s := newStepper(t, func(yield func(Record) bool) {
+		for i, r := range table {
+			if !yield(r) {
+				return
+			}
+			if i == 0 {
+				reached <- struct{}{}
+				<-gate
+			}
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.e.bulkLoop(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); close(gate); <-done })
+
+	ends := func() [][]byte { return s.sentOf(TypeBulkEnd) }
+	s.deliver(s.peer.bulkRequest(1))
+	<-reached
+	s.deliver(s.peer.bulkRequest(1)) // the requester repeats: ignored while serving
+	s.deliver(s.peer.bulkRequest(2)) // supersedes 1
+	gate <- struct{}{}               // 1 resumes, sees 2, gives up
+	<-reached
+	s.deliver(s.peer.bulkRequest(1)) // older than 2: ignored
+	gate <- struct{}{}
+	eventually(t, 5*time.Second, "BulkEnd", func() bool { return len(ends()) == 1 })
+	end := ends()[0]
+	body := end[HeaderSize:]
+	if id, n := binary.BigEndian.Uint32(body[bRequest:]), binary.BigEndian.Uint64(body[bRecords:]); id != 2 || n != 20 {
+		t.Fatalf("BulkEnd for %d with %d records, want 2 and 20", id, n)
+	}
+	first := binary.BigEndian.Uint64(body[bFirstSeq:])
+	var bulk2 int
+	for _, m := range s.sentOf(TypeUpdate) {
+		if m[hFlags]&flagBulk == 0 {
+			t.Fatal("a live Update")
+		}
+		id := binary.BigEndian.Uint32(m[HeaderSize+bRequest:])
+		if id == 2 {
+			bulk2 += int(readHeader(m).count)
+			if f := binary.BigEndian.Uint64(m[HeaderSize+bFirstSeq:]); f != first || readHeader(m).seq < first {
+				t.Fatalf("bulk Update first %d seq %d, BulkEnd first %d", f, readHeader(m).seq, first)
+			}
+		}
+	}
+	if bulk2 != 20 {
+		t.Fatalf("request 2 got %d records in bulk Updates", bulk2)
+	}
+	// A repeat of 2 after its end gets the same BulkEnd again, not a new walk.
+	updates := len(s.sentOf(TypeUpdate))
+	s.deliver(s.peer.bulkRequest(2))
+	eventually(t, 5*time.Second, "BulkEnd repeated", func() bool { return len(ends()) == 2 })
+	again := ends()[1]
+	if !bytes.Equal(again[HeaderSize:HeaderSize+bulkEndSize], body[:bulkEndSize]) || len(s.sentOf(TypeUpdate)) != updates {
+		t.Fatal("the repeat was not answered with the same BulkEnd alone")
+	}
+	if st := s.e.Stats(); st.BulkRequestsServed != 1 || st.LastServedRecords != 20 {
+		t.Fatalf("served %d, last %d records", st.BulkRequestsServed, st.LastServedRecords)
+	}
+}
+
+// TestRejectsCounted: each rejected datagram is counted under its reason
+// in Stats, and nothing else moves.
+func TestRejectsCounted(t *testing.T) {
+	s := newStepper(t, nil)
+	s.deliver(s.peer.heartbeat(0, 0, 0))
+	accepted := s.peer.update(recs(1))
+	s.deliver(accepted)
+	before := s.e.Stats()
+	s.deliver(s.peer.raw(numTypes, 0, []byte("v2 body"), nil))
+	s.deliver(s.peer.raw(numTypes+1, 0, nil, nil))
+	s.deliver(newSealer([]byte("not the key, but long enough"), peer, 5000).heartbeat(0, 0, 0))
+	s.deliver(newSealer(testKey, self, 5000).heartbeat(0, 0, 0))
+	s.deliver(accepted)
+	s.deliver([]byte("short"))
+	after := s.e.Stats()
+	want := before.Rejected
+	want[RejectType] += 2
+	want[RejectMAC]++
+	want[RejectLoop]++
+	want[RejectReplay]++
+	want[RejectShort]++
+	if after.Rejected != want {
+		t.Fatalf("rejected %v, want %v", after.Rejected, want)
+	}
+	if after.MessagesReceived != before.MessagesReceived || after.Imported != before.Imported || after.PeerSeq != before.PeerSeq {
+		t.Fatalf("a rejected message moved the counters: %+v -> %+v", before, after)
+	}
+}
