@@ -15,7 +15,7 @@ all: build
 setup:
 	$(GO) mod download
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 keepalived haproxy netsniff-ng nftables >/dev/null; \
 	else echo "setup: not root or no apt-get: skipping Debian packages"; fi
 
 build:
@@ -28,7 +28,7 @@ vet:
 # The test command CI runs (README "Tests").
 test: vet
 	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race -short ./conntrack/ ./dataplane/... ./nat/ ./nic/
+	$(GO) test -count=1 -race -short ./conntrack/ ./dataplane/... ./nat/ ./nic/ ./appliance/flowsync/
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 test-short:
@@ -41,7 +41,8 @@ fuzz:
 		dataplane:FuzzDecode dataplane:FuzzPipeline \
 		conntrack:FuzzTable nat:FuzzRewrite nat:FuzzPortPool \
 		dataplane/sched:FuzzFlowHash dataplane/sched:FuzzNewMaglev \
-		appliance:FuzzParse nic:FuzzXSKPort appliance/vrrp:FuzzParse; do \
+		appliance:FuzzParse nic:FuzzXSKPort appliance/vrrp:FuzzParse \
+		appliance/vrrp:FuzzReceive appliance/flowsync:FuzzReceive; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		if ! $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./$$pkg/ > /tmp/culvert-fuzz.log 2>&1; then \

@@ -32,6 +32,7 @@ type fileSpec struct {
 	MaglevSize  int             `yaml:"maglev_size,omitempty"`
 	Services    []fileService   `yaml:"services"`
 	HA          *fileHA         `yaml:"ha,omitempty"`
+	WorkerCPUs  []int           `yaml:"worker_cpus,omitempty"`
 }
 
 type fileHA struct {
@@ -426,6 +427,7 @@ func (f *fileSpec) spec() (*Spec, []error) {
 	if f.HA != nil {
 		s.HA = f.HA.spec(&errs)
 	}
+	s.WorkerCPUs = f.WorkerCPUs
 	return s, errs
 }
 
@@ -540,6 +542,7 @@ func Marshal(s *Spec) ([]byte, error) {
 	if h := s.HA; h != nil {
 		f.HA = fileHAOf(h)
 	}
+	f.WorkerCPUs = s.WorkerCPUs
 	return yaml.Marshal(&f)
 }
 

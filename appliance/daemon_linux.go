@@ -40,6 +40,10 @@ type Daemon struct {
 	down    map[netip.AddrPort]bool // backends failing their health check (under applyMu)
 	hops    map[netip.Addr]nextHop  // resolved next hops of the gateway and the backends
 	offside map[netip.Addr]bool     // addresses routed out of no usable dataplane interface (logged once)
+	// owned, in an HA pair, holds the VIPs and local addresses of the VRRP
+	// groups this node is master of (under applyMu); nil without HA: all.
+	owned map[netip.Addr]bool
+	ha    *haState // nil without HA
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,7 +128,15 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 			*x.dst = x.v
 		}
 	}
-	if d.dp, err = dataplane.New(dataplane.Options{Workers: nq, Links: len(d.ifaces), MaxFlows: maxFlows, Timeouts: to}); err != nil {
+	dpo := dataplane.Options{Workers: nq, Links: len(d.ifaces), MaxFlows: maxFlows, Timeouts: to}
+	if spec.HA != nil {
+		// An HA member owns nothing until VRRP makes it master.
+		d.owned = map[netip.Addr]bool{}
+		if spec.HA.Sync != nil {
+			dpo.SyncQueue = syncQueue
+		}
+	}
+	if d.dp, err = dataplane.New(dpo); err != nil {
 		return nil, err
 	}
 	for _, ifc := range d.ifaces {
@@ -168,7 +180,11 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			if err := w.Run(ctx, dataplane.RunOptions{CPU: i % ncpu}); err != nil && !errors.Is(err, context.Canceled) {
+			cpu := i % ncpu
+			if cs := spec.WorkerCPUs; len(cs) > 0 {
+				cpu = cs[i%len(cs)]
+			}
+			if err := w.Run(ctx, dataplane.RunOptions{CPU: cpu}); err != nil && !errors.Is(err, context.Canceled) {
 				d.errs <- fmt.Errorf("worker %d: %w", i, err)
 			}
 		}()
@@ -180,9 +196,18 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	d.checker.Set(healthTargets(spec))
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.checker.Run(ctx) }()
+	if spec.HA != nil {
+		if err := d.startHA(ctx, to); err != nil {
+			return nil, fmt.Errorf("ha: %w", err)
+		}
+	}
 	ok = true
 	return d, nil
 }
+
+// syncQueue is the size of each worker's ring of changes for HA sync: at
+// 10 ms between drains, room for 1.6M changes a second per worker.
+const syncQueue = 1 << 14
 
 // openIface reads what the dataplane needs of an interface: its index,
 // MAC and MTU.
@@ -295,23 +320,42 @@ func (d *Daemon) apply() error {
 	if err := d.dp.Apply(cfg); err != nil {
 		return err
 	}
+	return d.steer()
+}
+
+// steer puts the addresses and services this appliance owns into the
+// steering maps of every interface. Without HA it owns every VIP and
+// local address; in an HA pair only those of the VRRP groups it is master
+// of (d.owned), so that the backup's dataplane never sees their traffic:
+// it reaches the backup's kernel, which drops it (not its address, and
+// the appliance does not forward). Called with applyMu held.
+func (d *Daemon) steer() error {
+	owns := func(a netip.Addr) bool { return d.owned == nil || d.owned[a] }
 	var vips [][4]byte
 	seen := map[netip.Addr]bool{}
 	for _, s := range d.spec.Services {
-		if !seen[s.VIP] {
+		if !seen[s.VIP] && owns(s.VIP) {
 			vips = append(vips, s.VIP.As4())
-			seen[s.VIP] = true
 		}
+		seen[s.VIP] = true
 	}
 	// One steering entry per port: a range is expanded here, so the XDP
 	// program keeps its exact-match lookup.
-	svcs, err := steerServices(d.spec)
+	all, err := steerServices(d.spec)
 	if err != nil {
 		return err
 	}
+	var svcs []nic.SteerService
+	for _, sv := range all {
+		if owns(netip.AddrFrom4(sv.Addr)) {
+			svcs = append(svcs, sv)
+		}
+	}
 	var locals [][4]byte
 	for _, a := range d.spec.LocalAddrs {
-		locals = append(locals, a.As4())
+		if owns(a) {
+			locals = append(locals, a.As4())
+		}
 	}
 	// Every interface steers the same addresses: clients reach VIPs on the
 	// client side, backends answer SNAT addresses on the server side, and
@@ -368,6 +412,7 @@ func (d *Daemon) Close() error {
 }
 
 func (d *Daemon) close() {
+	d.stopHA()
 	if d.cancel != nil {
 		d.cancel()
 	}

@@ -80,4 +80,29 @@ func (d *Daemon) healthChanged(t health.Target, from, to health.State) {
 		return
 	}
 	d.log.Info("backend health", "backend", t.Addr, "from", from, "to", to, "new_flows", !d.down[t.Addr])
+	d.trackServices()
+}
+
+// trackServices reports to VRRP, for each service a group tracks,
+// whether any of its backends is still up (keepalived's track_script on
+// the pool). Called under applyMu.
+func (d *Daemon) trackServices() {
+	if d.ha == nil || d.ha.router == nil {
+		return
+	}
+	for _, g := range d.spec.HA.Groups {
+		for _, t := range g.TrackService {
+			up := false
+			for i := range d.spec.Services {
+				sv := &d.spec.Services[i]
+				if sv.Name != t.Name {
+					continue
+				}
+				for j := range sv.Backends {
+					up = up || !d.down[netip.AddrPortFrom(sv.Backends[j].Address, backendPort(sv, &sv.Backends[j]))]
+				}
+			}
+			d.ha.router.SetTracked("service "+t.Name, up)
+		}
+	}
 }

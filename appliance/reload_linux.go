@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 )
 
@@ -20,7 +21,8 @@ var ErrNoChange = errors.New("configuration unchanged")
 //
 // What cannot change live, because it sizes memory or sockets opened at
 // start: the interfaces (names, queues, roles), max_flows, timeouts (the
-// connection table's), control_socket and metrics_listen.
+// connection table's), control_socket, metrics_listen and ha (VRRP groups
+// and sync run on sockets opened at start).
 func (d *Daemon) Reload(spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -41,6 +43,9 @@ func (d *Daemon) reload(spec *Spec) error {
 	if !slices.Equal(spec.Interfaces, old.Interfaces) {
 		fixed = append(fixed, "interfaces")
 	}
+	if !slices.Equal(spec.WorkerCPUs, old.WorkerCPUs) {
+		fixed = append(fixed, "worker_cpus")
+	}
 	if spec.MaxFlows != old.MaxFlows {
 		fixed = append(fixed, "max_flows")
 	}
@@ -49,6 +54,9 @@ func (d *Daemon) reload(spec *Spec) error {
 	}
 	if spec.ControlSocket != old.ControlSocket || spec.MetricsListen != old.MetricsListen {
 		fixed = append(fixed, "control_socket/metrics_listen")
+	}
+	if ha, oldHA := fileHAOrNil(spec.HA), fileHAOrNil(old.HA); !reflect.DeepEqual(ha, oldHA) {
+		fixed = append(fixed, "ha")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("reload refused: %v cannot change while running (restart culvert to change them); the running configuration stays", fixed)
@@ -78,4 +86,11 @@ func (d *Daemon) reload(spec *Spec) error {
 	}
 	d.log.Info("configuration applied", "services", len(spec.Services))
 	return nil
+}
+
+func fileHAOrNil(h *HASpec) *fileHA {
+	if h == nil {
+		return nil
+	}
+	return fileHAOf(h)
 }

@@ -48,6 +48,10 @@ type Spec struct {
 	Services   []ServiceSpec
 	// HA, when set, makes the appliance a member of an HA pair.
 	HA *HASpec
+	// WorkerCPUs pins worker q (queue q of every interface) to
+	// WorkerCPUs[q mod len]; empty pins worker q to CPU q mod the CPU
+	// count. Operators list CPUs kept free of other work (isolcpus).
+	WorkerCPUs []int
 }
 
 // TimeoutsSpec are the connection table's idle timeouts.
@@ -242,6 +246,11 @@ func (s *Spec) Validate() error {
 		add("services: %v", err)
 	}
 	s.validateHA(add)
+	for i, c := range s.WorkerCPUs {
+		if c < 0 || c > 4095 {
+			add("worker_cpus[%d]: %d is not a CPU number", i, c)
+		}
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -11,6 +11,8 @@
 //	POST /v1/backends/weight             {"address","port","weight"}
 //	POST /v1/backends/enabled            {"address","port","enabled"}: false drains, keeping the weight
 //	POST /v1/reload                      re-read the configuration file
+//	GET  /v1/vrrp                        HA: each VRRP group's state, priority, master, counters
+//	GET  /v1/sync                        HA: connection sync state, lag, backlog, counters
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status.
 package control
@@ -40,6 +42,8 @@ type Backend interface {
 	Flows(limit int) any
 	Backends() any
 	Health() any
+	VRRP() any
+	Sync() any
 	SetWeight(addr netip.Addr, port uint16, weight uint32) error
 	SetEnabled(addr netip.Addr, port uint16, enabled bool) error
 	Reload() error
@@ -66,6 +70,8 @@ func Handler(b Backend) http.Handler {
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Services(), nil) })
 	mux.HandleFunc("GET /v1/backends", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Backends(), nil) })
 	mux.HandleFunc("GET /v1/health", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Health(), nil) })
+	mux.HandleFunc("GET /v1/vrrp", func(w http.ResponseWriter, r *http.Request) { reply(w, b.VRRP(), nil) })
+	mux.HandleFunc("GET /v1/sync", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Sync(), nil) })
 	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
 		limit := 100
 		if s := r.URL.Query().Get("limit"); s != "" {

@@ -21,6 +21,8 @@ func (f *fake) Services() any       { return []string{"web"} }
 func (f *fake) Flows(limit int) any { return []int{limit} }
 func (f *fake) Backends() any       { return []string{"198.18.0.11:80"} }
 func (f *fake) Health() any         { return []string{"up"} }
+func (f *fake) VRRP() any           { return []string{"master"} }
+func (f *fake) Sync() any           { return []string{"synced"} }
 func (f *fake) SetWeight(a netip.Addr, port uint16, w uint32) error {
 	if _, ok := f.weights[a]; !ok {
 		return errors.New("no backend " + a.String())
@@ -63,6 +65,12 @@ func TestAPIOverSocket(t *testing.T) {
 	}
 	if out, err = c.Do("GET", "/v1/health", nil); err != nil || !strings.Contains(string(out), "up") {
 		t.Fatalf("health: %v %s", err, out)
+	}
+	if out, err = c.Do("GET", "/v1/vrrp", nil); err != nil || !strings.Contains(string(out), "master") {
+		t.Fatalf("vrrp: %v %s", err, out)
+	}
+	if out, err = c.Do("GET", "/v1/sync", nil); err != nil || !strings.Contains(string(out), "synced") {
+		t.Fatalf("sync: %v %s", err, out)
 	}
 	if _, err = c.Do("GET", "/v1/flows?limit=x", nil); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("bad limit: %v", err)

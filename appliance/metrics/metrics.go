@@ -75,6 +75,8 @@ type Collector struct {
 	ctLive, ctCapacity, ctRefused, ctInserted, ctExpired  *prometheus.Desc
 	svcPackets, svcBytes, svcNewFlows                     *prometheus.Desc
 	bePackets, beBytes, beNewFlows, beActive, beUp        *prometheus.Desc
+
+	ha *haMetrics // nil unless WithHA
 }
 
 // New returns a Collector reading src. health gives a backend's state for
@@ -126,10 +128,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.health != nil {
 		ch <- c.beUp
 	}
+	if c.ha != nil {
+		c.ha.describe(ch)
+	}
 }
 
 // Collect reads the Source and sends the metrics.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.ha != nil {
+		c.ha.collect(ch)
+	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

@@ -58,7 +58,7 @@ func clientCmd(cmd string, args []string) error {
 	switch {
 	case cmd == "reload":
 		out, err = c.Do("POST", "/v1/reload", nil)
-	case cmd == "show" && len(a) == 1 && (a[0] == "stats" || a[0] == "services" || a[0] == "backends" || a[0] == "health"):
+	case cmd == "show" && len(a) == 1 && (a[0] == "stats" || a[0] == "services" || a[0] == "backends" || a[0] == "health" || a[0] == "vrrp" || a[0] == "sync"):
 		out, err = c.Do("GET", "/v1/"+a[0], nil)
 	case cmd == "show" && len(a) == 1 && a[0] == "flows":
 		out, err = c.Do("GET", "/v1/flows?limit="+strconv.Itoa(*limit), nil)
@@ -75,7 +75,7 @@ func clientCmd(cmd string, args []string) error {
 		}
 		out, err = c.Do("POST", "/v1/backends/weight", req)
 	default:
-		return errors.New("usage: culvert show stats|services|backends|health|flows [--limit N] | culvert set backend ADDR[:PORT] weight N|drain|enable | culvert reload   [--control SOCKET]")
+		return errors.New("usage: culvert show stats|services|backends|health|vrrp|sync|flows [--limit N] | culvert set backend ADDR[:PORT] weight N|drain|enable | culvert reload   [--control SOCKET]")
 	}
 	if err != nil {
 		return err

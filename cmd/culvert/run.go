@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/culvert-lb/culvert/appliance/flowsync"
+	"github.com/culvert-lb/culvert/appliance/vrrp"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -74,7 +76,7 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 				return 1
 			}
 			return 0
-		})
+		}).WithHA(metrics.HASource{VRRP: d.VRRP, Sync: d.Sync})
 		// Listen before going on, so that a bad address fails the start.
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -251,4 +253,101 @@ func checkConfig(args []string) error {
 	}
 	fmt.Fprintf(os.Stdout, "%s: ok (%d services)\n", fs.Arg(0), len(spec.Services))
 	return nil
+}
+
+// VRRPGroupView is one VRRP group as `culvert show vrrp` prints it.
+type VRRPGroupView struct {
+	VRID              uint8             `json:"virtual_router_id"`
+	State             string            `json:"state"`
+	Fault             bool              `json:"fault,omitempty"`
+	Priority          uint8             `json:"priority"`
+	EffectivePriority uint8             `json:"effective_priority"`
+	Master            string            `json:"master,omitempty"`
+	AdvertsSent       uint64            `json:"adverts_sent"`
+	AdvertsReceived   uint64            `json:"adverts_received"`
+	Rejected          map[string]uint64 `json:"rejected,omitempty"`
+	Transitions       uint64            `json:"transitions"`
+	LastTransition    string            `json:"last_transition,omitempty"`
+	Down              []string          `json:"tracked_down,omitempty"`
+}
+
+// VRRPView is `culvert show vrrp`.
+type VRRPView struct {
+	Enabled   bool              `json:"enabled"`
+	Interface string            `json:"interface,omitempty"`
+	Address   string            `json:"address,omitempty"`
+	Rejected  map[string]uint64 `json:"rejected,omitempty"` // not attributable to a group
+	Groups    []VRRPGroupView   `json:"groups,omitempty"`
+}
+
+func (a daemonAPI) VRRP() any {
+	s, ok := a.d.VRRP()
+	if !ok {
+		return VRRPView{}
+	}
+	v := VRRPView{Enabled: true, Interface: s.Interface, Address: s.Addr.String(), Rejected: vrrpRejects(s.Rejects)}
+	for _, g := range s.Groups {
+		gv := VRRPGroupView{VRID: g.VRID, State: g.State.String(), Fault: g.Fault, Priority: g.Priority, EffectivePriority: g.EffectivePriority,
+			AdvertsSent: g.AdvertsSent, AdvertsReceived: g.AdvertsReceived, Rejected: vrrpRejects(g.Rejects), Transitions: g.Transitions, Down: g.Down}
+		if g.Master.IsValid() {
+			gv.Master = g.Master.String()
+		}
+		if !g.LastTransition.IsZero() {
+			gv.LastTransition = g.LastTransition.Format(time.RFC3339Nano)
+		}
+		v.Groups = append(v.Groups, gv)
+	}
+	return v
+}
+
+func vrrpRejects(c [vrrp.NumRejectReasons]uint64) map[string]uint64 {
+	m := map[string]uint64{}
+	for i, n := range c {
+		if n > 0 {
+			m[vrrp.RejectReason(i).String()] = n
+		}
+	}
+	return m
+}
+
+// SyncView is `culvert show sync`.
+type SyncView struct {
+	Enabled         bool              `json:"enabled"`
+	Synced          bool              `json:"synced"`      // our bulk resync from the peer completed
+	PeerSynced      bool              `json:"peer_synced"` // the peer has a complete copy of our table
+	LagMillis       int64             `json:"lag_ms"`      // since the last message accepted from the peer
+	Backlog         int               `json:"backlog"`     // changes queued by the workers, not yet sent
+	QueueDrops      uint64            `json:"queue_drops"` // changes lost to full worker queues
+	RecordsSent     uint64            `json:"records_sent"`
+	MessagesSent    uint64            `json:"messages_sent"`
+	SendErrors      uint64            `json:"send_errors"`
+	RecordsReceived uint64            `json:"records_received"`
+	Imported        uint64            `json:"imported"`
+	ImportErrors    uint64            `json:"import_errors"`
+	Rejected        map[string]uint64 `json:"rejected,omitempty"`
+	Lost            uint64            `json:"messages_lost"`
+	BulkRequests    uint64            `json:"bulk_requests_sent"`
+	BulkServed      uint64            `json:"bulk_served"`
+	LastBulkRecords uint64            `json:"last_bulk_records"`
+	LastBulkMillis  int64             `json:"last_bulk_ms"`
+	PeerEpoch       uint64            `json:"peer_epoch"`
+	Epoch           uint64            `json:"epoch"`
+}
+
+func (a daemonAPI) Sync() any {
+	s, q, ok := a.d.Sync()
+	if !ok {
+		return SyncView{}
+	}
+	v := SyncView{Enabled: true, Synced: s.Synced, PeerSynced: s.PeerSynced, LagMillis: s.Lag.Milliseconds(), Backlog: q.Backlog,
+		QueueDrops: q.Dropped, RecordsSent: s.RecordsSent, MessagesSent: s.MessagesSent, SendErrors: s.SendErrors,
+		RecordsReceived: s.RecordsReceived, Imported: s.Imported, ImportErrors: s.ImportErrors, Rejected: map[string]uint64{},
+		Lost: s.Gaps - s.Late, BulkRequests: s.BulkRequestsSent, BulkServed: s.BulkRequestsServed,
+		LastBulkRecords: s.LastBulkRecords, LastBulkMillis: s.LastBulkDuration.Milliseconds(), PeerEpoch: s.PeerEpoch, Epoch: s.Epoch}
+	for i, n := range s.Rejected {
+		if n > 0 {
+			v.Rejected[flowsync.RejectReason(i).String()] = n
+		}
+	}
+	return v
 }

@@ -1,0 +1,387 @@
+package appliance
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"maps"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/culvert-lb/culvert/appliance/flowsync"
+	"github.com/culvert-lb/culvert/appliance/vrrp"
+	"github.com/culvert-lb/culvert/conntrack"
+	"github.com/culvert-lb/culvert/dataplane"
+)
+
+// # HA pair
+//
+// With Spec.HA the daemon runs a vrrp.Router on the HA interface, one
+// group per vrrp_instance. A group's VIPs and SNAT addresses are in the
+// steering maps only while the group is master here (Daemon.owned): the
+// transition callback swaps them in or out, the Router then sends the
+// gratuitous ARPs that move the router's and the backends' caches to this
+// node, and the dataplane answers ARP for them from then on. On the backup
+// the addresses are in no map: their frames reach the kernel, which does
+// not have them and does not forward, and drops them.
+//
+// With HA.Sync a flowsync.Endpoint streams the connection table: a sync
+// goroutine drains the dataplane's change rings every 10 ms and sends the
+// changes of flows whose VIP this node is master of (so an active/active
+// pair never sends back what it imported), and walks the whole table every
+// Refresh for the timers of idle flows. Records received are imported into
+// the table whatever the local state: they change no steering, so the
+// backup's forwarding is untouched until it becomes master. A node that
+// starts asks for a bulk resync; until it completes (or no peer has been
+// heard for syncGrace) each group runs at priority 1, so that a returning
+// node of higher priority preempts only with the flows in its table (see
+// runResyncGate).
+
+// syncGrace is how long a starting node waits for its peer's bulk resync
+// before it stops holding its priority down: no peer heard by then means
+// there is none to preempt.
+const syncGrace = 3 * time.Second
+
+// syncTrack is the tracked condition that holds priority down until the
+// first resync.
+const syncTrack = "sync"
+
+// haState is the HA machinery of a Daemon.
+type haState struct {
+	router *vrrp.Router
+	sync   *flowsync.Endpoint // nil without HA.Sync
+	groups map[uint8][]netip.Addr
+	// owned is a copy of Daemon.owned for the sync goroutine.
+	owned atomic.Pointer[map[netip.Addr]bool]
+	to    conntrack.Timeouts
+}
+
+// startHA builds and starts the VRRP router and the sync endpoint. The
+// daemon's workers are running; nothing is owned yet.
+func (d *Daemon) startHA(ctx context.Context, to conntrack.Timeouts) error {
+	h := d.spec.HA
+	ha := &haState{groups: map[uint8][]netip.Addr{}, to: to}
+	empty := map[netip.Addr]bool{}
+	ha.owned.Store(&empty)
+	d.ha = ha
+
+	ifname := h.Interface
+	if ifname == "" {
+		ifname = d.ifaces[d.client].name
+	}
+	rc := vrrp.DefaultRouterConfig()
+	rc.Interface, rc.Peers = ifname, h.UnicastPeers
+	for i, g := range h.Groups {
+		nc := vrrp.Default()
+		nc.VRID, nc.Priority, nc.Preempt, nc.PreemptDelay = g.VirtualRouterID, g.Priority, !g.NoPreempt, g.PreemptDelay
+		if g.AdvertInt != 0 {
+			nc.AdvertInterval = g.AdvertInt
+		}
+		nc.Addrs = d.spec.GroupVIPs(i)
+		gc := vrrp.GroupConfig{Node: nc, GARP: d.spec.GroupLocals(i)}
+		for _, t := range g.TrackInterface {
+			gc.TrackInterfaces = append(gc.TrackInterfaces, vrrp.Track{Name: t.Name, Weight: uint8(t.Weight)})
+		}
+		for _, t := range g.TrackService {
+			gc.Track = append(gc.Track, vrrp.Track{Name: "service " + t.Name, Weight: uint8(t.Weight)})
+		}
+		if h.Sync != nil && g.Priority > 1 {
+			gc.Track = append(gc.Track, vrrp.Track{Name: syncTrack, Weight: g.Priority - 1})
+		}
+		rc.Groups = append(rc.Groups, gc)
+		ha.groups[g.VirtualRouterID] = append(append([]netip.Addr(nil), nc.Addrs...), gc.GARP...)
+	}
+	r, err := vrrp.NewRouter(rc, d.log.With("component", "vrrp"), d.vrrpTransition)
+	if err != nil {
+		return err
+	}
+	ha.router = r
+	if h.Sync != nil {
+		key, _ := h.Sync.KeyBytes() // Validate checked it
+		la := h.Sync.Listen.Addr().As4()
+		ep, err := flowsync.New(flowsync.Config{
+			Node:     binary.BigEndian.Uint32(la[:]) | 1<<31, // the listen address: unique in the pair
+			Key:      key,
+			Local:    h.Sync.Listen,
+			Peer:     h.Sync.Peer,
+			Importer: syncImporter{d},
+			Walk:     d.syncWalk(),
+			Backlog:  func() int { return d.dp.SyncStats().Backlog },
+			Log:      d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		ha.sync = ep
+		r.SetTracked(syncTrack, false)
+		d.wg.Add(3)
+		go func() {
+			defer d.wg.Done()
+			if err := ep.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("sync endpoint stopped", "err", err)
+			}
+		}()
+		go func() { defer d.wg.Done(); d.runSyncSender(ctx) }()
+		go func() { defer d.wg.Done(); d.runResyncGate(ctx) }()
+		ep.RequestBulk()
+	}
+	return r.Start()
+}
+
+// stopHA gives up mastership (priority-0 advertisements, RFC 5798 6.4.3)
+// and closes the sync endpoint.
+func (d *Daemon) stopHA() {
+	if d.ha == nil {
+		return
+	}
+	if d.ha.router != nil {
+		d.ha.router.Stop()
+	}
+	if d.ha.sync != nil {
+		d.ha.sync.Close()
+	}
+}
+
+// vrrpTransition is the Router's callback: claim or release the group's
+// addresses in the steering maps.
+func (d *Daemon) vrrpTransition(vrid uint8, from, to vrrp.State) {
+	d.log.Info("vrrp transition", "vrid", vrid, "from", from, "to", to)
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	for _, a := range d.ha.groups[vrid] {
+		if to == vrrp.Master {
+			d.owned[a] = true
+		} else {
+			delete(d.owned, a)
+		}
+	}
+	cp := maps.Clone(d.owned)
+	d.ha.owned.Store(&cp)
+	if err := d.steer(); err != nil {
+		d.log.Error("steering after vrrp transition", "vrid", vrid, "err", err)
+	}
+}
+
+// runResyncGate holds each group's priority down to 1 (the syncTrack
+// condition) while this node is master of nothing and does not have a
+// complete copy of the peer's table, so that it preempts only with the
+// peer's flows in its table. A backup that stops hearing the peer's sync
+// for a second (its link went down, say) asks for a fresh bulk resync, so
+// that on its return it waits for the flows it missed. A node that hears
+// no peer at all for syncGrace after start is not held: there is nobody
+// to preempt.
+func (d *Daemon) runResyncGate(ctx context.Context) {
+	ep := d.ha.sync
+	start := time.Now()
+	held, asked := true, false
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s := ep.Stats()
+		master := len(*d.ha.owned.Load()) > 0
+		heard := s.MessagesReceived > 0 && s.Lag < syncGrace
+		lagging := s.MessagesReceived > 0 && s.Lag > time.Second
+		if lagging && !asked && !master {
+			d.log.Info("sync: peer silent, asking for a fresh resync", "lag", s.Lag)
+			ep.RequestBulk()
+			asked = true
+		}
+		if !lagging {
+			asked = false
+		}
+		hold := !master && !ep.Synced() && (heard || time.Since(start) < syncGrace)
+		if hold != held {
+			held = hold
+			d.ha.router.SetTracked(syncTrack, !hold)
+			if hold {
+				d.log.Info("sync: priority held until the resync completes")
+			} else {
+				d.log.Info("sync: priority restored", "synced", s.Synced, "records", s.LastBulkRecords, "took", s.LastBulkDuration)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-ep.SyncChanged():
+		}
+	}
+}
+
+// runSyncSender drains the dataplane's change rings every 10 ms and sends
+// what belongs to groups this node is master of; every Refresh it resends
+// the whole table.
+func (d *Daemon) runSyncSender(ctx context.Context) {
+	refresh := d.spec.HA.Sync.Refresh
+	if refresh == 0 {
+		refresh = DefaultSyncRefresh
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	next := time.Now().Add(refresh)
+	buf := make([]flowsync.Record, 0, 512)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		owned := *d.ha.owned.Load()
+		d.dp.DrainSync(func(e *dataplane.SyncEvent) {
+			if len(owned) == 0 || !owned[netip.AddrFrom4(e.Flow.Orig.Dst)] {
+				return
+			}
+			rem := d.ha.timeout(&e.Flow, e.State)
+			if r, ok := d.syncRecord(&e.Flow, e.State, rem, e.Remove); ok {
+				buf = append(buf, r)
+			}
+			if len(buf) == cap(buf) {
+				d.ha.sync.Send(buf)
+				buf = buf[:0]
+			}
+		})
+		if len(buf) > 0 {
+			d.ha.sync.Send(buf)
+			buf = buf[:0]
+		}
+		if time.Now().After(next) {
+			next = time.Now().Add(refresh)
+			if len(owned) > 0 {
+				for r := range d.syncWalk() {
+					if owned[r.Orig.Dst] {
+						buf = append(buf, r)
+					}
+					if len(buf) == cap(buf) {
+						d.ha.sync.Send(buf)
+						buf = buf[:0]
+					}
+				}
+				if len(buf) > 0 {
+					d.ha.sync.Send(buf)
+					buf = buf[:0]
+				}
+			}
+		}
+	}
+}
+
+// timeout is the idle timeout of a flow just moved to st: the Remaining
+// of a change sent at once.
+func (h *haState) timeout(f *conntrack.Flow[conntrack.Key4], st conntrack.State) time.Duration {
+	switch st {
+	case conntrack.StateSynSent:
+		return h.to.SynSent
+	case conntrack.StateSynRecv:
+		return h.to.SynRecv
+	case conntrack.StateEstablished:
+		return h.to.Established
+	case conntrack.StateFinWait:
+		return h.to.FinWait
+	case conntrack.StateTimeWait:
+		return h.to.TimeWait
+	case conntrack.StateClose:
+		return h.to.Close
+	case conntrack.StateUDPUnreplied:
+		return h.to.UDPUnreplied
+	case conntrack.StateUDP:
+		return h.to.UDP
+	case conntrack.StatePersist:
+		return time.Duration(f.PersistTimeout) * time.Second
+	}
+	return time.Second
+}
+
+// syncWalk yields every live flow of the table as a Record, for bulk
+// transfers and the refresh.
+func (d *Daemon) syncWalk() iter.Seq[flowsync.Record] {
+	return func(yield func(flowsync.Record) bool) {
+		d.dp.Table().Range(func(r conntrack.Record[conntrack.Key4]) bool {
+			rec, ok := d.syncRecord(&r.Flow, r.State, r.Remaining, false)
+			if !ok {
+				return true
+			}
+			return yield(rec)
+		})
+	}
+}
+
+func tuple(k conntrack.Key4) flowsync.Tuple {
+	return flowsync.Tuple{Src: netip.AddrFrom4(k.Src), Dst: netip.AddrFrom4(k.Dst), SrcPort: k.SrcPort, DstPort: k.DstPort, Proto: k.Proto}
+}
+
+func key4(t flowsync.Tuple) (conntrack.Key4, bool) {
+	if !t.Src.Is4() || !t.Dst.Is4() {
+		return conntrack.Key4{}, false
+	}
+	return conntrack.Key4{Src: t.Src.As4(), Dst: t.Dst.As4(), SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto}, true
+}
+
+// syncRecord turns a flow into the Record the peer rebuilds it from.
+func (d *Daemon) syncRecord(f *conntrack.Flow[conntrack.Key4], st conntrack.State, rem time.Duration, remove bool) (flowsync.Record, bool) {
+	n, ok := d.dp.Names(f)
+	if !ok {
+		return flowsync.Record{}, false
+	}
+	r := flowsync.Record{Kind: flowsync.KindUpdate, Orig: tuple(f.Orig), HasReply: f.HasReply, OneWay: f.OneWay,
+		State: uint8(st), Remaining: rem, Owner: f.Owner, PersistTimeout: f.PersistTimeout,
+		Service: flowsync.Service{VIP: netip.AddrFrom4(n.VIP), Proto: n.Proto, Port: n.Port},
+		Backend: netip.AddrPortFrom(netip.AddrFrom4(n.BackendAddr), n.BackendPort)}
+	if f.HasReply {
+		r.Reply, r.Local = tuple(f.Reply), netip.AddrFrom4(n.Local)
+	}
+	if remove {
+		r.Kind, r.State, r.Remaining = flowsync.KindRemove, 0, 0
+	}
+	return r, true
+}
+
+// syncImporter installs the peer's records in the dataplane.
+type syncImporter struct{ d *Daemon }
+
+func (si syncImporter) Import(r flowsync.Record) error {
+	d := si.d
+	var f conntrack.Flow[conntrack.Key4]
+	var ok bool
+	if f.Orig, ok = key4(r.Orig); !ok {
+		return fmt.Errorf("sync: not an IPv4 flow")
+	}
+	f.HasReply, f.OneWay, f.Owner, f.PersistTimeout = r.HasReply, r.OneWay, r.Owner, r.PersistTimeout
+	n := dataplane.FlowNames{Proto: r.Service.Proto, Port: r.Service.Port, BackendPort: r.Backend.Port()}
+	if !r.Service.VIP.Is4() || !r.Backend.Addr().Is4() {
+		return fmt.Errorf("sync: not an IPv4 service or backend")
+	}
+	n.VIP, n.BackendAddr = r.Service.VIP.As4(), r.Backend.Addr().As4()
+	if r.HasReply {
+		if f.Reply, ok = key4(r.Reply); !ok || !r.Local.Is4() {
+			return fmt.Errorf("sync: full-NAT flow without an IPv4 reply tuple")
+		}
+		n.Local = r.Local.As4()
+	}
+	if err := d.dp.Resolve(n, &f); err != nil {
+		return err
+	}
+	if r.Kind == flowsync.KindRemove {
+		d.dp.RemoveFlow(&f)
+		return nil
+	}
+	return d.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.State(r.State), Remaining: r.Remaining})
+}
+
+// VRRP returns the VRRP router's snapshot; ok is false without HA.
+func (d *Daemon) VRRP() (vrrp.Snapshot, bool) {
+	if d.ha == nil || d.ha.router == nil {
+		return vrrp.Snapshot{}, false
+	}
+	return d.ha.router.Snapshot(), true
+}
+
+// Sync returns the sync endpoint's snapshot and the dataplane's sync
+// rings' counters; ok is false without HA.Sync.
+func (d *Daemon) Sync() (flowsync.Snapshot, dataplane.SyncStats, bool) {
+	if d.ha == nil || d.ha.sync == nil {
+		return flowsync.Snapshot{}, dataplane.SyncStats{}, false
+	}
+	return d.ha.sync.Stats(), d.dp.SyncStats(), true
+}

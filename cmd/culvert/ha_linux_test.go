@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/culvert-lb/culvert/appliance"
+	"github.com/culvert-lb/culvert/appliance/control"
+	"github.com/culvert-lb/culvert/appliance/vrrp"
+	"github.com/culvert-lb/culvert/bench/lab"
+	"github.com/culvert-lb/culvert/internal/testenv"
+)
+
+// The HA pair on the namespace lab: two appliances on the server segment
+// (A at 198.18.0.2, priority 150; B at 198.18.0.3, priority 100), one VRRP
+// group with a 100 ms advertisement interval owning the VIP and the SNAT
+// addresses, connection sync between them; the router and the backends
+// reach the VIP and SNAT ranges on-link, so ARP (moved by the master's
+// gratuitous ARP) decides who gets the traffic.
+
+const (
+	haAdvert   = 100 * time.Millisecond
+	haSyncPort = 8848
+	haKey      = "6375766572742d68612d746573742d6b6579"
+)
+
+// haNode is one appliance of the pair.
+type haNode struct {
+	name string
+	host *lab.Host
+	dir  string
+	proc *os.Process // B's daemon; A's is the labRun's
+	log  *lockedBuf
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// haPair is a running pair on a fresh lab.
+type haPair struct {
+	t     *testing.T
+	run   *labRun // the lab, A's daemon (run.daemon) and the decapsulators
+	a, b  *haNode
+	specB appliance.Spec
+	exe   string
+}
+
+// haSpec adds the ha section for the node at self, peer at peer.
+func haSpec(s *appliance.Spec, self, peer netip.Addr, prio uint8, nopreempt bool) {
+	s.HA = &appliance.HASpec{
+		Groups: []appliance.VRRPGroupSpec{{Name: "vi1", VirtualRouterID: 51, Priority: prio, AdvertInt: haAdvert, NoPreempt: nopreempt}},
+		Sync:   &appliance.SyncSpec{Listen: netip.AddrPortFrom(self, haSyncPort), Peer: netip.AddrPortFrom(peer, haSyncPort), Key: haKey},
+	}
+}
+
+// startPair brings the lab up with A running and master, then starts B
+// and waits for it to be backup with a complete resync.
+func startPair(t *testing.T, mode string, nopreempt bool) *haPair {
+	t.Helper()
+	testenv.RequireRoot(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &haPair{t: t, exe: exe}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := startLabWith(ctx, mode, lab.Options{Pair: true}, exe, []string{"CULVERT_TEST_AS_MAIN=1"}, func(l *lab.Lab, s *appliance.Spec) error {
+		p.specB = *s
+		haSpec(s, l.Appliance.Addr, l.Peer.Addr, 150, nopreempt)
+		haSpec(&p.specB, l.Peer.Addr, l.Appliance.Addr, 100, nopreempt)
+		p.specB.Interfaces = []appliance.InterfaceSpec{{Name: l.Peer.Links[0].Name, Queues: l.Peer.Links[0].Queues}}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	p.run = r
+	p.a = &haNode{name: "A", host: r.lab.Appliance, dir: r.dir}
+	p.b = &haNode{name: "B", host: r.lab.Peer, log: &lockedBuf{}}
+	p.b.dir = t.TempDir()
+	cfg, err := appliance.Marshal(&p.specB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.b.dir, "culvert.yaml"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.waitState(p.a, vrrp.Master, 5*time.Second)
+	p.startB()
+	p.waitState(p.b, vrrp.Backup, 5*time.Second)
+	p.waitSynced(p.b, 5*time.Second)
+	return p
+}
+
+// startB starts (or restarts) B's daemon.
+func (p *haPair) startB() {
+	p.t.Helper()
+	c := p.b.host.Command(p.exe, "run", "--config", filepath.Join(p.b.dir, "culvert.yaml"), "--control", filepath.Join(p.b.dir, "culvert.sock"))
+	c.Env = append(os.Environ(), "CULVERT_TEST_AS_MAIN=1")
+	c.Stdout, c.Stderr = p.b.log, p.b.log
+	if err := c.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.b.proc = c.Process
+	p.t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+}
+
+// restartA starts A's daemon again after it was killed.
+func (p *haPair) restartA() {
+	p.t.Helper()
+	r := p.run
+	c := r.lab.Appliance.Command(p.exe, "run", "--config", filepath.Join(r.dir, "culvert.yaml"), "--control", filepath.Join(r.dir, "culvert.sock"))
+	c.Env = append(os.Environ(), "CULVERT_TEST_AS_MAIN=1")
+	c.Stdout, c.Stderr = r.logBuf, r.logBuf
+	if err := c.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	r.daemon, r.stopped = c, false
+}
+
+func (p *haPair) show(n *haNode, what string, v any) error {
+	b, err := control.NewClient(filepath.Join(n.dir, "culvert.sock")).Do("GET", "/v1/"+what, nil)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (p *haPair) state(n *haNode) string {
+	var v VRRPView
+	if err := p.show(n, "vrrp", &v); err != nil || len(v.Groups) == 0 {
+		return "unreachable"
+	}
+	return v.Groups[0].State
+}
+
+func (p *haPair) waitState(n *haNode, want vrrp.State, within time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := p.state(n)
+		if got == want.String() {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: vrrp state %s after %v, want %v\nA log:\n%s\nB log:\n%s", n.name, got, within, want, p.run.logBuf, p.b.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *haPair) waitSynced(n *haNode, within time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var v SyncView
+		if err := p.show(n, "sync", &v); err == nil && v.Synced {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s: not synced after %v", n.name, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// haConns is a set of long-lived TCP connections through the VIP, each
+// making one HTTP/1.1 keep-alive request every period, and one UDP
+// stream of a datagram every period; they record failures and the
+// longest gap between successes.
+type haConns struct {
+	mu       sync.Mutex
+	ok, fail int
+	errs     []string
+	tcpGap   time.Duration
+	udpGap   time.Duration
+	udpSent  int
+	udpOK    int
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	backends map[string]int
+}
+
+func (c *haConns) note(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail++
+	if len(c.errs) < 5 {
+		c.errs = append(c.errs, err.Error())
+	}
+}
+
+// openConns dials n connections through the VIP and starts their loops.
+func openConns(t *testing.T, l *lab.Lab, n int, period time.Duration) *haConns {
+	t.Helper()
+	c := &haConns{stop: make(chan struct{}), backends: map[string]int{}}
+	for i := 0; i < n; i++ {
+		conn, err := l.Client.Dial("tcp4", net.JoinHostPort(l.VIP.String(), "80"))
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		c.wg.Add(1)
+		go c.tcpLoop(conn, l.VIP.String(), period)
+	}
+	u, err := l.Client.Dial("udp4", net.JoinHostPort(l.VIP.String(), "7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.wg.Add(2)
+	go c.udpSend(u, period/4)
+	go c.udpRecv(u)
+	return c
+}
+
+func (c *haConns) tcpLoop(conn net.Conn, host string, period time.Duration) {
+	defer c.wg.Done()
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	last := time.Now()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host); err != nil {
+			c.note(err)
+			return
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			c.note(err)
+			return
+		}
+		body := make([]byte, 64)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		now := time.Now()
+		c.mu.Lock()
+		c.ok++
+		c.backends[strings.TrimSpace(string(body[:n]))]++
+		c.tcpGap = max(c.tcpGap, now.Sub(last))
+		c.mu.Unlock()
+		last = now
+	}
+}
+
+func (c *haConns) udpSend(u net.Conn, period time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-c.stop:
+			u.SetReadDeadline(time.Now())
+			return
+		case <-t.C:
+		}
+		u.Write([]byte(fmt.Sprintf("seq %d", i)))
+		c.mu.Lock()
+		c.udpSent++
+		c.mu.Unlock()
+	}
+}
+
+func (c *haConns) udpRecv(u net.Conn) {
+	defer c.wg.Done()
+	buf := make([]byte, 2048)
+	var last time.Time
+	for {
+		if _, err := u.Read(buf); err != nil {
+			return
+		}
+		now := time.Now()
+		c.mu.Lock()
+		if c.udpOK > 0 {
+			c.udpGap = max(c.udpGap, now.Sub(last))
+		}
+		c.udpOK++
+		c.mu.Unlock()
+		last = now
+	}
+}
+
+// close stops the loops and returns what they saw.
+func (c *haConns) close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+// resetGaps starts measuring gaps afresh.
+func (c *haConns) resetGaps() {
+	c.mu.Lock()
+	c.tcpGap, c.udpGap = 0, 0
+	c.mu.Unlock()
+}
+
+func (c *haConns) report() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("tcp requests ok %d failed %d (longest gap %v), udp %d/%d answered (longest gap %v), backends %v, errors %v",
+		c.ok, c.fail, c.tcpGap.Round(time.Millisecond), c.udpOK, c.udpSent, c.udpGap.Round(time.Millisecond), c.backends, c.errs)
+}
+
+// failoverBudget is the RFC's Master_Down_Interval for the backup's
+// priority plus 200 ms, plus the period of the paced stream (a gap is
+// measured between two successes, one period apart at best).
+func failoverBudget(period time.Duration) time.Duration {
+	return vrrp.MasterDownInterval(100, haAdvert) + 200*time.Millisecond + period
+}
+
+// TestLabHAFailover: in each mode, long-lived TCP connections and a UDP
+// stream through the VIP survive kill -9 of the master's daemon with no
+// failed request, the backup forwarding within the budget; then the old
+// master returns, resyncs, preempts, and the connections (including ones
+// opened while the backup was master) carry on.
+func TestLabHAFailover(t *testing.T) {
+	for _, mode := range []string{"nat", "dsr", "ipip"} {
+		t.Run(mode, func(t *testing.T) {
+			p := startPair(t, mode, false)
+			const period = 50 * time.Millisecond
+			conns := openConns(t, p.run.lab, 16, period)
+			defer conns.close()
+			time.Sleep(time.Second)
+			conns.resetGaps()
+
+			// kill -9 the master.
+			killed := time.Now()
+			p.run.daemon.Process.Signal(syscall.SIGKILL)
+			p.run.daemon.Wait()
+			p.run.stopped = true
+			p.waitState(p.b, vrrp.Master, 3*time.Second)
+			t.Logf("%s: B master %v after kill -9 of A", mode, time.Since(killed).Round(time.Millisecond))
+			time.Sleep(2 * time.Second)
+			t.Logf("%s: after failover: %s", mode, conns.report())
+			conns.mu.Lock()
+			fail, tcpGap, udpGap := conns.fail, conns.tcpGap, conns.udpGap
+			conns.mu.Unlock()
+			budget := failoverBudget(period)
+			if fail != 0 {
+				t.Errorf("%s: %d requests failed across the failover", mode, fail)
+			}
+			if tcpGap > budget || udpGap > budget {
+				t.Errorf("%s: longest gap tcp %v udp %v, budget %v", mode, tcpGap, udpGap, budget)
+			}
+
+			// New connections while B is master, then A returns.
+			more := openConns(t, p.run.lab, 8, period)
+			defer more.close()
+			time.Sleep(500 * time.Millisecond)
+			conns.resetGaps()
+			more.resetGaps()
+			p.restartA()
+			p.waitState(p.a, vrrp.Master, 10*time.Second)
+			p.waitState(p.b, vrrp.Backup, 2*time.Second)
+			time.Sleep(2 * time.Second)
+			t.Logf("%s: after A returned: old %s; new %s", mode, conns.report(), more.report())
+			for _, c := range []*haConns{conns, more} {
+				c.mu.Lock()
+				if c.fail != 0 {
+					t.Errorf("%s: %d requests failed across A's return: %v", mode, c.fail, c.errs)
+				}
+				c.mu.Unlock()
+			}
+		})
+	}
+}
+
+// setLink brings a host's interface down or up.
+func setLink(t *testing.T, h *lab.Host, up bool) {
+	t.Helper()
+	state := "down"
+	if up {
+		state = "up"
+	}
+	if out, err := h.Command("ip", "link", "set", "dev", h.Links[0].Name, state).CombinedOutput(); err != nil {
+		t.Fatalf("ip link set %s: %v %s", state, err, out)
+	}
+}
+
+// TestLabHALinkDown: the master's link going down is a failover like a
+// crash (nat: the SNAT mappings come from sync); when the link returns,
+// the old master resyncs and preempts, and the connections carry on.
+func TestLabHALinkDown(t *testing.T) {
+	p := startPair(t, "nat", false)
+	const period = 50 * time.Millisecond
+	conns := openConns(t, p.run.lab, 16, period)
+	defer conns.close()
+	time.Sleep(time.Second)
+	conns.resetGaps()
+	down := time.Now()
+	setLink(t, p.a.host, false)
+	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	t.Logf("B master %v after A's link went down", time.Since(down).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	t.Logf("after failover: %s", conns.report())
+	conns.mu.Lock()
+	fail, tcpGap, udpGap := conns.fail, conns.tcpGap, conns.udpGap
+	conns.mu.Unlock()
+	if budget := failoverBudget(period); fail != 0 || tcpGap > budget || udpGap > budget {
+		t.Errorf("%d failed, longest gap tcp %v udp %v, budget %v", fail, tcpGap, udpGap, budget)
+	}
+	more := openConns(t, p.run.lab, 8, period)
+	defer more.close()
+	time.Sleep(500 * time.Millisecond)
+	setLink(t, p.a.host, true)
+	p.waitState(p.a, vrrp.Master, 10*time.Second)
+	time.Sleep(2 * time.Second)
+	t.Logf("after A's link returned: old %s; new %s", conns.report(), more.report())
+	for _, c := range []*haConns{conns, more} {
+		c.mu.Lock()
+		if c.fail != 0 {
+			t.Errorf("%d requests failed across A's return: %v", c.fail, c.errs)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// TestLabHANoPreempt: with nopreempt the old master comes back as backup
+// and stays backup: no flap, no failed request.
+func TestLabHANoPreempt(t *testing.T) {
+	p := startPair(t, "nat", true)
+	const period = 50 * time.Millisecond
+	conns := openConns(t, p.run.lab, 8, period)
+	defer conns.close()
+	time.Sleep(500 * time.Millisecond)
+	p.run.daemon.Process.Signal(syscall.SIGKILL)
+	p.run.daemon.Wait()
+	p.run.stopped = true
+	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	p.restartA()
+	p.waitState(p.a, vrrp.Backup, 10*time.Second)
+	p.waitSynced(p.a, 5*time.Second)
+	// A has priority 150 and a full table: without nopreempt it would
+	// take over now. Watch for 2 s.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := p.state(p.a); s != vrrp.Backup.String() {
+			t.Fatalf("A went %s with nopreempt", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var v VRRPView
+	if err := p.show(p.b, "vrrp", &v); err != nil || v.Groups[0].State != "Master" || v.Groups[0].Transitions != 2 {
+		t.Errorf("B: %+v %v (want master after 2 transitions: init->backup->master)", v, err)
+	}
+	t.Logf("%s", conns.report())
+	conns.mu.Lock()
+	defer conns.mu.Unlock()
+	if conns.fail != 0 {
+		t.Errorf("%d requests failed: %v", conns.fail, conns.errs)
+	}
+}
