@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/culvert-lb/culvert/appliance/flowsync"
 	"github.com/culvert-lb/culvert/appliance/health"
+	"github.com/culvert-lb/culvert/appliance/vrrp"
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/nic"
 )
@@ -59,4 +61,12 @@ func (d *Daemon) HealthSnapshot() []health.Status { return nil }
 // SetBackendEnabled is not supported off Linux.
 func (d *Daemon) SetBackendEnabled(addr netip.Addr, port uint16, enabled bool) error {
 	return errors.New("appliance: needs Linux (AF_XDP)")
+}
+
+// VRRP reports no HA off Linux.
+func (d *Daemon) VRRP() (vrrp.Snapshot, bool) { return vrrp.Snapshot{}, false }
+
+// Sync reports no HA off Linux.
+func (d *Daemon) Sync() (flowsync.Snapshot, dataplane.SyncStats, bool) {
+	return flowsync.Snapshot{}, dataplane.SyncStats{}, false
 }
