@@ -1,0 +1,5 @@
+//go:build !race
+
+package pktgen
+
+const raceEnabled = false
