@@ -30,11 +30,13 @@ usage:
   culvert check-config FILE      validate a configuration file
   culvert decap --iface IF       backend side: strip IP-in-IP in XDP (root)
   culvert lab up|down            a namespace lab to try it by hand (root)
-  culvert show stats|services|backends|health|flows   ask the running daemon
+  culvert show stats|services|backends|health|vrrp|sync|flows   ask the running daemon
   culvert set backend ADDR[:PORT] weight N|drain|enable   change a backend live
   culvert reload                 re-read the configuration file (like SIGHUP)
   culvert demo [flags]           run the built-in default on a namespace lab (root; else
                                  in memory) and print how traffic spread over the backends
+  culvert bench [flags]          measure Culvert next to nftables, HAProxy, trafgen and the
+                                 XDP/AF_XDP ceilings on namespace labs (root; about 8 minutes)
   culvert version                print the version
 
 Run "culvert COMMAND --help" for a command's flags.
@@ -71,6 +73,12 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 		return labCmd(ctx, args[1:])
 	case "show", "set", "reload":
 		return clientCmd(args[0], args[1:])
+	case "bench":
+		var env []string
+		if os.Getenv("CULVERT_TEST_AS_MAIN") == "1" {
+			env = []string{"CULVERT_TEST_AS_MAIN=1"}
+		}
+		return benchCmd(ctx, args[1:], env)
 	case "version":
 		fmt.Println("culvert", version)
 		return nil

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -40,8 +41,19 @@ func runDaemon(ctx context.Context, args []string, log *slog.Logger) error {
 	statsFile := fs.String("stats-file", "", "write the final counters here as JSON on exit")
 	ctlPath := fs.String("control", control.DefaultSocket, "control API socket (JSON over HTTP, mode 0600); empty disables it")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100); empty disables it")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	spec, err := appliance.LoadFile(*path)
 	if err != nil {
