@@ -54,7 +54,11 @@ fuzz:
 bench-core:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./dataplane/ ./conntrack/ ./dataplane/sched/ ./nat/ ./internal/header/
 
-bench: bench-core
+# culvert bench (root): Culvert next to the XDP and AF_XDP ceilings,
+# nftables, HAProxy and trafgen on namespace labs; about 8 minutes.
+# Writes bench.json and bench.html.
+bench: build
+	./bin/culvert bench --json bench.json --html bench.html
 
 # AF_XDP queue against asavie/xdp's Socket on a veth (root): the figures
 # behind replacing its rings (see nic/xdp_asavie_linux_test.go).

@@ -147,8 +147,10 @@ func makePlan(name string, o Options) *plan {
 	}
 	pair := func(a, b *planEnd) {
 		a.peer, b.peer = b, a
-		// XDP_TX and XDP_REDIRECT frames into a veth are dropped unless the
-		// peer runs XDP itself or has GRO (NAPI) on.
+		// XDP_REDIRECT frames into a veth are dropped unless the peer runs
+		// XDP itself or has GRO (NAPI) on. (XDP_TX needs an XDP program on
+		// the peer: on 6.18, GRO alone leaves the frames on the ring until
+		// other traffic wakes it; bench/peer attaches one.)
 		a.gro = b.host == hAppliance
 		b.gro = a.host == hAppliance
 		p.veths = append(p.veths, planVeth{a, b})
