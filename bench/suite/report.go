@@ -15,8 +15,12 @@ import (
 // target's ratio to Culvert, the generator next to trafgen, and the
 // verdicts of issue 6's claims.
 func (r *Report) Table(w io.Writer) {
-	fmt.Fprintf(w, "culvert bench: kernel %s, %d CPUs, %v; generator on CPU %d, device under test on CPU %d\n",
-		r.Kernel, r.CPUs, r.Took.Round(1e9), r.Options.GenCPU, r.Options.DUTCPU)
+	napi := fmt.Sprintf("its receive path (threaded NAPI) on CPU %d too", r.Options.DUTCPU)
+	if r.Options.SenderNAPI {
+		napi = fmt.Sprintf("its receive path in the sender's softirq (CPU %d)", r.Options.GenCPU)
+	}
+	fmt.Fprintf(w, "culvert bench: kernel %s, %d CPUs, %v; generator on CPU %d, device under test on CPU %d, %s\n",
+		r.Kernel, r.CPUs, r.Took.Round(1e9), r.Options.GenCPU, r.Options.DUTCPU, napi)
 	fmt.Fprintf(w, "throughput: highest rate with loss <= %.2f%%, median (min-max) of %d trials of %v, %d flows; latency one-way at %.0f%% of it\n\n",
 		100*r.Options.LossTarget, r.Options.Repeats, r.Options.Trial, r.Options.Flows, 100*r.Options.LatencyLoad)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)

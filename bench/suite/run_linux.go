@@ -170,6 +170,9 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 // call it once the DUT is up; a DUT without XDP (nftables, HAProxy) gets
 // GRO turned on (it merges nothing of the generator's UDP).
 func (b *bencher) place(l *lab.Lab) error {
+	if b.opt.SenderNAPI {
+		return nil
+	}
 	var errs []error
 	for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
 		if err := peer.ThreadedNAPI(l.Appliance, ln.Name, true); err != nil {

@@ -114,6 +114,11 @@ type Options struct {
 	// GenCPU and DUTCPU place the generator and the device under test.
 	// Zero values mean 0 and 1.
 	GenCPU, DUTCPU int
+	// SenderNAPI leaves the appliance's receive path (veth NAPI: XDP, the
+	// AF_XDP copy, the kernel's forwarding) in the sender's softirq, on
+	// the generator's CPU, instead of threaded NAPI on the DUT's CPU: the
+	// DUT's CPU then carries only its own work and its transmit path.
+	SenderNAPI bool
 
 	// Progress receives a live progress line (carriage returns); nil is
 	// quiet.
