@@ -482,3 +482,99 @@ func TestLabHANoPreempt(t *testing.T) {
 		t.Errorf("%d requests failed: %v", conns.fail, conns.errs)
 	}
 }
+
+// TestLabHAHostileInput: forged VRRP adverts (TTL 64, bad checksum, an
+// unknown VRID) and sync messages (garbage, a bad header) from another host
+// on the segment are counted and change nothing: the master stays master,
+// both daemons keep running.
+func TestLabHAHostileInput(t *testing.T) {
+	p := startPair(t, "nat", false)
+	l := p.run.lab
+	// VRRP: a raw socket on the router, unicast to each appliance (the
+	// router has no multicast route), with TTL 1 or 255.
+	err := l.Router.Do(func() error {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, 112)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		dsts := []*syscall.SockaddrInet4{{Addr: l.Appliance.Addr.As4()}, {Addr: l.Peer.Addr.As4()}}
+		for _, x := range []struct {
+			ttl int
+			adv []byte
+		}{
+			{1, []byte{0x31, 51, 254, 1, 0x00, 0x0a, 0, 0, 198, 18, 1, 1}},   // TTL 1, priority 254: would preempt
+			{255, []byte{0x31, 51, 254, 1, 0x00, 0x0a, 0, 0, 198, 18, 1, 1}}, // bad checksum (zero)
+			{255, []byte{0x31, 99, 254, 1, 0x00, 0x0a, 0, 0, 198, 18, 1, 1}}, // unknown VRID
+			{255, []byte{0x21, 51, 254, 1, 0x00, 0x0a, 0, 0, 198, 18, 1, 1}}, // version 2
+			{255, []byte{0x31, 51}}, // truncated
+		} {
+			if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, syscall.IP_TTL, x.ttl); err != nil {
+				return fmt.Errorf("ttl %d: %w", x.ttl, err)
+			}
+			for range 4 {
+				for _, dst := range dsts {
+					if err := syscall.Sendto(fd, x.adv, 0, dst); err != nil {
+						return fmt.Errorf("send %x to %v: %w", x.adv, dst.Addr, err)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sync: garbage, and a message with the magic but no valid body (the
+	// wrong-key and replay cases are flowsync's tests), to B's port.
+	c, err := l.Router.Dial("udp4", netip.AddrPortFrom(l.Peer.Addr, haSyncPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.Write([]byte("not a sync message"))
+		c.Write(append([]byte("CLVS"), make([]byte, 200)...))
+	}
+	c.Close()
+	time.Sleep(500 * time.Millisecond)
+	var va, vb VRRPView
+	if err := p.show(p.a, "vrrp", &va); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.show(p.b, "vrrp", &vb); err != nil {
+		t.Fatal(err)
+	}
+	var sb SyncView
+	if err := p.show(p.b, "sync", &sb); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("A vrrp %+v\nB vrrp %+v\nB sync rejected %v", va, vb, sb.Rejected)
+	if va.Groups[0].State != "Master" || vb.Groups[0].State != "Backup" {
+		t.Errorf("states A %s B %s after forged adverts", va.Groups[0].State, vb.Groups[0].State)
+	}
+	sum := func(v VRRPView) (n uint64) {
+		for _, x := range v.Rejected {
+			n += x
+		}
+		for _, g := range v.Groups {
+			for _, x := range g.Rejected {
+				n += x
+			}
+		}
+		return n
+	}
+	if sum(va) < 20 || sum(vb) < 20 {
+		t.Errorf("rejected adverts: A %d, B %d, want 20 each", sum(va), sum(vb))
+	}
+	var syncRejects uint64
+	for _, n := range sb.Rejected {
+		syncRejects += n
+	}
+	if syncRejects < 10 {
+		t.Errorf("B rejected %d sync messages, want 10", syncRejects)
+	}
+	// Both still serve: the VIP answers.
+	if _, err := p.run.get(context.Background(), "/"); err != nil {
+		t.Errorf("VIP after hostile input: %v", err)
+	}
+}
