@@ -3,6 +3,7 @@ package appliance
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/culvert-lb/culvert/dataplane"
 	"github.com/culvert-lb/culvert/dataplane/sched"
@@ -122,7 +123,8 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 			return nil, fmt.Errorf("services[%d]: %v %s port %s is defined twice", i, sv.VIP, sv.Protocol, sv.ports())
 		}
 		usedS[sid] = true
-		ds := dataplane.Service{VIP: sv.VIP.As4(), Proto: proto, Port: sv.Port, PortEnd: sv.PortEnd, Mode: mode, Scheduler: kind, Persistence: sv.Persistence}
+		ds := dataplane.Service{VIP: sv.VIP.As4(), Proto: proto, Port: sv.Port, PortEnd: sv.PortEnd, Mode: mode, Scheduler: kind, Persistence: sv.Persistence,
+			Locals: groupLocals(s, sv.VIP)}
 		for j, be := range sv.Backends {
 			bk := backendKey{be.Address, be.Port}
 			bid, ok := nbk[bk]
@@ -184,4 +186,28 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 		n[k] = v
 	}
 	return n
+}
+
+// groupLocals returns, for an HA pair with several VRRP groups, the
+// indexes in LocalAddrs of the SNAT addresses of the group that owns vip:
+// a flow of that VIP takes its source address from them, so that the
+// backend's replies reach the box that is master of the VIP. Nil (every
+// local address) otherwise.
+func groupLocals(s *Spec, vip netip.Addr) []uint16 {
+	if s.HA == nil || len(s.HA.Groups) < 2 {
+		return nil
+	}
+	for i, g := range s.HA.Groups {
+		if !slices.Contains(g.VirtualIPAddress, vip) {
+			continue
+		}
+		var out []uint16
+		for _, a := range s.GroupLocals(i) {
+			if j := slices.Index(s.LocalAddrs, a); j >= 0 {
+				out = append(out, uint16(j))
+			}
+		}
+		return out
+	}
+	return nil
 }

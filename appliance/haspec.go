@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -193,6 +194,17 @@ func (s *Spec) validateHA(add func(string, ...any)) {
 		}
 	}
 	if len(h.Groups) > 1 {
+		for i, g := range h.Groups {
+			if len(g.LocalAddrs) > 0 {
+				continue
+			}
+			for _, sv := range s.Services {
+				if sv.Mode == "nat" && slices.Contains(g.VirtualIPAddress, sv.VIP) {
+					add("ha.vrrp_instances[%d].local_addrs: empty, but its VIP %v has nat services: with several groups each gives its nat services SNAT addresses of its own", i, sv.VIP)
+					break
+				}
+			}
+		}
 		for a := range vips {
 			if _, ok := vipOwner[a]; !ok {
 				add("ha.vrrp_instances: VIP %v is in no group: with several groups every VIP is in one", a)

@@ -91,6 +91,12 @@ type Service struct {
 	// address to the backend its previous flow used, until the client has
 	// been idle this long (IPVS persistence; whole seconds).
 	Persistence time.Duration
+	// Locals, when set, restricts the service's full-NAT source
+	// addresses to these indexes of Config.LocalAddrs; empty means every
+	// local address. An active/active HA pair gives each VRRP group's
+	// services the group's own SNAT addresses, so that replies come back
+	// to the box that owns the flow.
+	Locals []uint16
 	// Removed marks an ID whose service left the configuration.
 	Removed bool
 }
@@ -274,6 +280,11 @@ func (c *Config) Validate() error {
 		}
 		if locals[s.VIP] {
 			add("services[%d]: VIP %v is also a local address", i, ip4(s.VIP))
+		}
+		for j, li := range s.Locals {
+			if int(li) >= len(c.LocalAddrs) {
+				add("services[%d].locals[%d]: no local address %d", i, j, li)
+			}
 		}
 		if s.Persistence < 0 || s.Persistence > 24*time.Hour {
 			add("services[%d]: persistence %v is outside 0..24h", i, s.Persistence)

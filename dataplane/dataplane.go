@@ -102,6 +102,7 @@ type linkState struct {
 type svcState struct {
 	svc     *Service
 	sched   sched.Scheduler
+	locals  []*localAddr // the service's SNAT addresses (Service.Locals); nil: all
 	live    bool
 	persist uint32          // seconds
 	member  map[uint32]bool // backend IDs in the pool (for persistence)
@@ -299,6 +300,13 @@ func (d *Dataplane) Apply(c *Config) error {
 			reg = append(reg[:len(reg):len(reg)], la)
 		}
 		comp.locals = append(comp.locals, la)
+	}
+	for i := range comp.svcs {
+		if s := comp.svcs[i].svc; s != nil {
+			for _, li := range s.Locals {
+				comp.svcs[i].locals = append(comp.svcs[i].locals, comp.locals[li])
+			}
+		}
 	}
 	d.locals.Store(&reg)
 	d.cfg.Store(comp)

@@ -206,3 +206,23 @@ func TestUnsyncedFlowsLandAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceLocals: a service restricted to some local addresses (an
+// active/active HA pair's per-group SNAT addresses) takes its source
+// addresses from those only.
+func TestServiceLocals(t *testing.T) {
+	cfg := labConfig(ModeNAT, header.ProtoTCP)
+	second := netip.MustParseAddr("198.18.2.2")
+	cfg.LocalAddrs = append(cfg.LocalAddrs, a4(second))
+	cfg.Services[0].Locals = []uint16{1}
+	l := newLab(t, cfg, Options{})
+	for i := range 20 {
+		out := l.one(pt.TCP4(clientEP(uint16(41000+i)), vipEP(), pt.FlagSYN, nil))
+		pt.Check(t, out, pt.IPv4(pt.Src(second)))
+	}
+	bad := labConfig(ModeNAT, header.ProtoTCP)
+	bad.Services[0].Locals = []uint16{3}
+	if err := bad.Validate(); err == nil {
+		t.Error("a local address index out of range was accepted")
+	}
+}

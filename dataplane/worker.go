@@ -485,7 +485,7 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 	var port uint16
 	if mode == ModeNAT {
 		var la *localAddr
-		la, pool, port, ok = w.snatPort(now)
+		la, pool, port, ok = w.snatPort(now, st)
 		if !ok {
 			return VerdictDrop, DropPortsExhausted, PassNone
 		}
@@ -561,10 +561,14 @@ func (w *Worker) pick(id uint32, st *svcState, k *conntrack.Key4, now int64) (ui
 	return b, ok
 }
 
-// snatPort takes a source port from this worker's share of the local
-// addresses, rotating over them.
-func (w *Worker) snatPort(now int64) (*localAddr, *nat.PortPool, uint16, bool) {
+// snatPort takes a source port from this worker's share of the service's
+// local addresses (every local address unless Service.Locals says
+// otherwise), rotating over them.
+func (w *Worker) snatPort(now int64, st *svcState) (*localAddr, *nat.PortPool, uint16, bool) {
 	ls := w.cfg.locals
+	if st.locals != nil {
+		ls = st.locals
+	}
 	for range ls {
 		w.localRR++
 		if w.localRR >= len(ls) {

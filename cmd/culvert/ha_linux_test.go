@@ -83,6 +83,16 @@ func haSpec(s *appliance.Spec, self, peer netip.Addr, prio uint8, nopreempt bool
 // and waits for it to be backup with a complete resync.
 func startPair(t *testing.T, mode string, nopreempt bool) *haPair {
 	t.Helper()
+	return startPairWith(t, mode, func(l *lab.Lab, a, b *appliance.Spec) {
+		haSpec(a, l.Appliance.Addr, l.Peer.Addr, 150, nopreempt)
+		haSpec(b, l.Peer.Addr, l.Appliance.Addr, 100, nopreempt)
+	})
+}
+
+// startPairWith is startPair with the ha sections (and anything else) of
+// A's and B's configurations set by edit.
+func startPairWith(t *testing.T, mode string, edit func(l *lab.Lab, a, b *appliance.Spec)) *haPair {
+	t.Helper()
 	testenv.RequireRoot(t)
 	exe, err := os.Executable()
 	if err != nil {
@@ -93,8 +103,7 @@ func startPair(t *testing.T, mode string, nopreempt bool) *haPair {
 	defer cancel()
 	r, err := startLabWith(ctx, mode, lab.Options{Pair: true}, exe, []string{"CULVERT_TEST_AS_MAIN=1"}, func(l *lab.Lab, s *appliance.Spec) error {
 		p.specB = *s
-		haSpec(s, l.Appliance.Addr, l.Peer.Addr, 150, nopreempt)
-		haSpec(&p.specB, l.Peer.Addr, l.Appliance.Addr, 100, nopreempt)
+		edit(l, s, &p.specB)
 		p.specB.Interfaces = []appliance.InterfaceSpec{{Name: l.Peer.Links[0].Name, Queues: l.Peer.Links[0].Queues}}
 		return nil
 	})
@@ -154,19 +163,27 @@ func (p *haPair) show(n *haNode, what string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-func (p *haPair) state(n *haNode) string {
+func (p *haPair) state(n *haNode) string { return p.groupState(n, 0) }
+
+// groupState is the state of n's group g (by position).
+func (p *haPair) groupState(n *haNode, g int) string {
 	var v VRRPView
-	if err := p.show(n, "vrrp", &v); err != nil || len(v.Groups) == 0 {
+	if err := p.show(n, "vrrp", &v); err != nil || len(v.Groups) <= g {
 		return "unreachable"
 	}
-	return v.Groups[0].State
+	return v.Groups[g].State
 }
 
 func (p *haPair) waitState(n *haNode, want vrrp.State, within time.Duration) {
 	p.t.Helper()
+	p.waitGroup(n, 0, want, within)
+}
+
+func (p *haPair) waitGroup(n *haNode, g int, want vrrp.State, within time.Duration) {
+	p.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		got := p.state(n)
+		got := p.groupState(n, g)
 		if got == want.String() {
 			return
 		}
@@ -221,16 +238,22 @@ func (c *haConns) note(err error) {
 // openConns dials n connections through the VIP and starts their loops.
 func openConns(t *testing.T, l *lab.Lab, n int, period time.Duration) *haConns {
 	t.Helper()
+	return openConnsTo(t, l, l.VIP, n, period)
+}
+
+// openConnsTo is openConns to another VIP of the lab.
+func openConnsTo(t *testing.T, l *lab.Lab, vip netip.Addr, n int, period time.Duration) *haConns {
+	t.Helper()
 	c := &haConns{stop: make(chan struct{}), backends: map[string]int{}}
 	for i := 0; i < n; i++ {
-		conn, err := l.Client.Dial("tcp4", net.JoinHostPort(l.VIP.String(), "80"))
+		conn, err := l.Client.Dial("tcp4", net.JoinHostPort(vip.String(), "80"))
 		if err != nil {
 			t.Fatalf("dial %d: %v", i, err)
 		}
 		c.wg.Add(1)
-		go c.tcpLoop(conn, l.VIP.String(), period)
+		go c.tcpLoop(conn, vip.String(), period)
 	}
-	u, err := l.Client.Dial("udp4", net.JoinHostPort(l.VIP.String(), "7"))
+	u, err := l.Client.Dial("udp4", net.JoinHostPort(vip.String(), "7"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,3 +601,72 @@ func TestLabHAHostileInput(t *testing.T) {
 		t.Errorf("VIP after hostile input: %v", err)
 	}
 }
+
+// TestLabHAActiveActive: two VRRP groups with opposite priorities, each
+// owning one VIP and one SNAT address: A is master of the first, B of the
+// second, each forwarding its own VIP's nat traffic with its own SNAT
+// address. Killing A moves its VIP to B with no failed request on either
+// VIP; A's return takes its group back.
+func TestLabHAActiveActive(t *testing.T) {
+	vip2 := netip.MustParseAddr("198.18.1.2")
+	snat1, snat2 := netip.MustParseAddr("198.18.2.1"), netip.MustParseAddr("198.18.2.2")
+	p := startPairWith(t, "nat", func(l *lab.Lab, a, b *appliance.Spec) {
+		for _, s := range []*appliance.Spec{a, b} {
+			n := len(s.Services)
+			for i := 0; i < n; i++ {
+				sv := s.Services[i]
+				sv.Name, sv.VIP = sv.Name+"2", vip2
+				s.Services = append(s.Services, sv)
+			}
+		}
+		groups := func(p1, p2 uint8) []appliance.VRRPGroupSpec {
+			return []appliance.VRRPGroupSpec{
+				{Name: "vi1", VirtualRouterID: 51, Priority: p1, AdvertInt: haAdvert, VirtualIPAddress: []netip.Addr{l.VIP}, LocalAddrs: []netip.Addr{snat1}},
+				{Name: "vi2", VirtualRouterID: 52, Priority: p2, AdvertInt: haAdvert, VirtualIPAddress: []netip.Addr{vip2}, LocalAddrs: []netip.Addr{snat2}},
+			}
+		}
+		haSpec(a, l.Appliance.Addr, l.Peer.Addr, 150, false)
+		haSpec(b, l.Peer.Addr, l.Appliance.Addr, 100, false)
+		a.HA.Groups, b.HA.Groups = groups(150, 100), groups(100, 150)
+	})
+	p.waitGroup(p.b, 1, vrrp.Master, 5*time.Second)
+	p.waitGroup(p.a, 1, vrrp.Backup, 2*time.Second)
+	const period = 50 * time.Millisecond
+	c1 := openConnsTo(t, p.run.lab, p.run.lab.VIP, 8, period)
+	defer c1.close()
+	c2 := openConnsTo(t, p.run.lab, vip2, 8, period)
+	defer c2.close()
+	time.Sleep(time.Second)
+	// Each box forwards its own VIP: new flows on each, in its stats.
+	var sa, sb RunStats
+	if err := p.show(p.a, "stats", &sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.show(p.b, "stats", &sb); err != nil {
+		t.Fatal(err)
+	}
+	if sa.Dataplane.NewFlows == 0 || sb.Dataplane.NewFlows == 0 {
+		t.Errorf("new flows: A %d, B %d: both boxes should be forwarding", sa.Dataplane.NewFlows, sb.Dataplane.NewFlows)
+	}
+	c1.resetGaps()
+	c2.resetGaps()
+	p.run.daemon.Process.Signal(syscall.SIGKILL)
+	p.run.daemon.Wait()
+	p.run.stopped = true
+	p.waitGroup(p.b, 0, vrrp.Master, 3*time.Second)
+	time.Sleep(2 * time.Second)
+	t.Logf("after A died: VIP1 %s; VIP2 %s", c1.report(), c2.report())
+	p.restartA()
+	p.waitGroup(p.a, 0, vrrp.Master, 10*time.Second)
+	p.waitGroup(p.a, 1, vrrp.Backup, 2*time.Second)
+	time.Sleep(2 * time.Second)
+	t.Logf("after A returned: VIP1 %s; VIP2 %s", c1.report(), c2.report())
+	for i, c := range []*haConns{c1, c2} {
+		c.mu.Lock()
+		if c.fail != 0 || c.ok == 0 {
+			t.Errorf("VIP%d: %d ok, %d failed: %v", i+1, c.ok, c.fail, c.errs)
+		}
+		c.mu.Unlock()
+	}
+}
+
