@@ -33,6 +33,7 @@ type fileSpec struct {
 	Services    []fileService   `yaml:"services"`
 	HA          *fileHA         `yaml:"ha,omitempty"`
 	WorkerCPUs  []int           `yaml:"worker_cpus,omitempty"`
+	BusyPoll    bool            `yaml:"busy_poll,omitempty"`
 }
 
 type fileHA struct {
@@ -427,7 +428,7 @@ func (f *fileSpec) spec() (*Spec, []error) {
 	if f.HA != nil {
 		s.HA = f.HA.spec(&errs)
 	}
-	s.WorkerCPUs = f.WorkerCPUs
+	s.WorkerCPUs, s.BusyPoll = f.WorkerCPUs, f.BusyPoll
 	return s, errs
 }
 
@@ -542,7 +543,7 @@ func Marshal(s *Spec) ([]byte, error) {
 	if h := s.HA; h != nil {
 		f.HA = fileHAOf(h)
 	}
-	f.WorkerCPUs = s.WorkerCPUs
+	f.WorkerCPUs, f.BusyPoll = s.WorkerCPUs, s.BusyPoll
 	return yaml.Marshal(&f)
 }
 

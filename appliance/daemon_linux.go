@@ -144,7 +144,7 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 			return nil, fmt.Errorf("steering on %s: %w", ifc.name, err)
 		}
 		for q := 0; q < nq; q++ {
-			x, err := nic.OpenXDP(nic.XDPConfig{Iface: ifc.name, QueueID: q, ZeroCopy: true})
+			x, err := nic.OpenXDP(nic.XDPConfig{Iface: ifc.name, QueueID: q, ZeroCopy: true, BusyPoll: spec.BusyPoll})
 			if err != nil {
 				return nil, fmt.Errorf("%s queue %d: %w", ifc.name, q, err)
 			}

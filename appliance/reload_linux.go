@@ -43,8 +43,8 @@ func (d *Daemon) reload(spec *Spec) error {
 	if !slices.Equal(spec.Interfaces, old.Interfaces) {
 		fixed = append(fixed, "interfaces")
 	}
-	if !slices.Equal(spec.WorkerCPUs, old.WorkerCPUs) {
-		fixed = append(fixed, "worker_cpus")
+	if !slices.Equal(spec.WorkerCPUs, old.WorkerCPUs) || spec.BusyPoll != old.BusyPoll {
+		fixed = append(fixed, "worker_cpus/busy_poll")
 	}
 	if spec.MaxFlows != old.MaxFlows {
 		fixed = append(fixed, "max_flows")

@@ -48,6 +48,11 @@ type Spec struct {
 	Services   []ServiceSpec
 	// HA, when set, makes the appliance a member of an HA pair.
 	HA *HASpec
+	// BusyPoll opens the AF_XDP sockets with preferred busy polling
+	// (nic.XDPConfig.BusyPoll): the workers run the interfaces' NAPI
+	// themselves. Set napi_defer_hard_irqs and gro_flush_timeout on the
+	// interfaces with it (README).
+	BusyPoll bool
 	// WorkerCPUs pins worker q (queue q of every interface) to
 	// WorkerCPUs[q mod len]; empty pins worker q to CPU q mod the CPU
 	// count. Operators list CPUs kept free of other work (isolcpus).

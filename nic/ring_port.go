@@ -56,6 +56,7 @@ type xskPort struct {
 	allocReserve uint32
 
 	zeroCopy bool // need-wakeup on the fill ring is only ever set by zero-copy drivers
+	busyPoll bool // an empty RX ring makes a recvfrom that runs the NAPI (XDPConfig.BusyPoll)
 	maxKicks int  // sendto calls per flush at most
 	k        xskKicker
 
@@ -205,6 +206,10 @@ func (p *xskPort) Receive(d []Desc) int {
 		p.complete()
 	}
 	n := p.rx.peek(uint32(min(len(d), 1<<31)))
+	if n == 0 && p.busyPoll {
+		p.k.wakeRX() // runs the NAPI here (preferred busy polling)
+		n = p.rx.peek(uint32(min(len(d), 1<<31)))
+	}
 	k, stray := 0, uint32(0)
 	for i := uint32(0); i < n; i++ {
 		e := p.rx.get(i)

@@ -48,6 +48,18 @@ type XDPConfig struct {
 	// queue binds with XDP_COPY.
 	ZeroCopy bool
 
+	// BusyPoll turns on AF_XDP preferred busy polling (SO_PREFER_BUSY_POLL,
+	// SO_BUSY_POLL, SO_BUSY_POLL_BUDGET): a Receive that finds the RX ring
+	// empty makes one recvfrom, in which the kernel runs the interface's
+	// NAPI poll (XDP, and in copy mode the copy into the UMEM) on the
+	// worker's own thread, instead of a softirq or a NAPI thread that the
+	// worker would have to switch with. It needs the interface's
+	// napi_defer_hard_irqs and gro_flush_timeout set (see the README), or
+	// the kernel reschedules the NAPI at once after every busy poll. It
+	// costs a system call per empty poll, which a busy-polling worker makes
+	// anyway.
+	BusyPoll bool
+
 	// txBudget is passed to XDP_MAX_TX_SKB_BUDGET: 0 means TxSize, -1
 	// leaves the kernel's default of 32 frames per sendto. Tests set it.
 	txBudget int

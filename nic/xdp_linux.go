@@ -212,7 +212,24 @@ func (x *XDP) open(ifindex int) error {
 	if err := x.bind(ifindex); err != nil {
 		return err
 	}
+	if cfg.BusyPoll {
+		for _, o := range []struct {
+			opt, n int
+			name   string
+		}{
+			{unix.SO_PREFER_BUSY_POLL, 1, "SO_PREFER_BUSY_POLL"},
+			{unix.SO_BUSY_POLL, 20, "SO_BUSY_POLL"},
+			{unix.SO_BUSY_POLL_BUDGET, 64, "SO_BUSY_POLL_BUDGET"},
+		} {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.opt, o.n); err != nil {
+				return fmt.Errorf("busy poll: %s: %w", o.name, err)
+			}
+		}
+	}
 	x.port, err = newXSKPort(cfg, x.umem, x.rings, offs, x.mode == ModeZeroCopy, &x.sys, &x.c)
+	if err == nil {
+		x.port.busyPoll = cfg.BusyPoll
+	}
 	return err
 }
 

@@ -70,6 +70,8 @@ func TestXDPReflect(t *testing.T) {
 		{"defaults", XDPConfig{}, 256, 100},
 		{"headroom 320 in 4k frames", XDPConfig{Headroom: 320, FrameSize: 4096, Frames: 1024}, 320, 100},
 		{"small rings", XDPConfig{Frames: 64, FillSize: 32, RxSize: 32, TxSize: 32, CompSize: 32}, 256, 16},
+		// Receive runs the veth's NAPI itself when the ring is empty.
+		{"busy poll", XDPConfig{BusyPoll: true}, 256, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newXSKLab(t)

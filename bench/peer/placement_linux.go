@@ -86,6 +86,19 @@ func SetRPS(h *lab.Host, ifname string, cpumask uint64) error {
 	return nil
 }
 
+// WriteSysfs writes value to /sys/class/net/<ifname>/<rel> in h's
+// namespace: napi_defer_hard_irqs and gro_flush_timeout for preferred busy
+// polling, say.
+func WriteSysfs(h *lab.Host, ifname, rel, value string) error {
+	err := withSysfs(h, func(sys string) error {
+		return os.WriteFile(filepath.Join(sys, "class/net", ifname, rel), []byte(value), 0)
+	})
+	if err != nil {
+		return fmt.Errorf("%s of %s = %s: %w", rel, ifname, value, err)
+	}
+	return nil
+}
+
 // readSysfs reads a file under /sys/class/net/<ifname>/ in h's namespace:
 // rel is relative to the interface's directory.
 func readSysfs(h *lab.Host, ifname, rel string) (string, error) {

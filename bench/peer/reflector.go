@@ -34,6 +34,9 @@ type ReflectorConfig struct {
 	// Steer is what the steering program hands to the reflector's sockets.
 	// Zero: the lab's VIP with its HTTP, HTTPS and UDP echo ports.
 	Steer Steer
+	// BusyPoll opens the queues with preferred busy polling, as the
+	// daemon does with busy_poll (nic.XDPConfig.BusyPoll).
+	BusyPoll bool
 }
 
 // Steer is the content of the steering program's maps: VIPs, services and

@@ -70,7 +70,7 @@ func StartReflector(l *lab.Lab, cfg ReflectorConfig) (*Reflector, error) {
 			}
 			r.steers = append(r.steers, s)
 			for q := range nq {
-				x, err := nic.OpenXDP(nic.XDPConfig{Iface: k.Name, QueueID: q, ZeroCopy: true})
+				x, err := nic.OpenXDP(nic.XDPConfig{Iface: k.Name, QueueID: q, ZeroCopy: true, BusyPoll: cfg.BusyPoll})
 				if err != nil {
 					return fmt.Errorf("%s queue %d: %w", k.Name, q, err)
 				}

@@ -19,6 +19,9 @@ func (r *Report) Table(w io.Writer) {
 	if r.Options.SenderNAPI {
 		napi = fmt.Sprintf("its receive path in the sender's softirq (CPU %d)", r.Options.GenCPU)
 	}
+	if !r.Options.NoBusyPoll {
+		napi += ", AF_XDP preferred busy polling"
+	}
 	fmt.Fprintf(w, "culvert bench: kernel %s, %d CPUs, %v; generator on CPU %d, device under test on CPU %d, %s\n",
 		r.Kernel, r.CPUs, r.Took.Round(1e9), r.Options.GenCPU, r.Options.DUTCPU, napi)
 	fmt.Fprintf(w, "throughput: highest rate with loss <= %.2f%%, median (min-max) of %d trials of %v, %d flows; latency one-way at %.0f%% of it\n\n",

@@ -170,10 +170,19 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 // call it once the DUT is up; a DUT without XDP (nftables, HAProxy) gets
 // GRO turned on (it merges nothing of the generator's UDP).
 func (b *bencher) place(l *lab.Lab) error {
-	if b.opt.SenderNAPI {
-		return nil
-	}
 	var errs []error
+	if !b.opt.NoBusyPoll {
+		for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
+			for _, kv := range [][2]string{{"napi_defer_hard_irqs", "2"}, {"gro_flush_timeout", "200000"}} {
+				if err := peer.WriteSysfs(l.Appliance, ln.Name, kv[0], kv[1]); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if b.opt.SenderNAPI {
+		return errors.Join(errs...)
+	}
 	for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
 		if err := peer.ThreadedNAPI(l.Appliance, ln.Name, true); err != nil {
 			gerr := l.Appliance.Do(func() error { return lab.SetGRO(ln.Name, true) })
@@ -237,7 +246,7 @@ func (b *bencher) startDUT(ctx context.Context, r *rig) error {
 		}
 		r.stop = append(r.stop, func() { f.Close() })
 	case DUTReflector:
-		rf, err := peer.StartReflector(l, peer.ReflectorConfig{CPU: b.opt.DUTCPU})
+		rf, err := peer.StartReflector(l, peer.ReflectorConfig{CPU: b.opt.DUTCPU, BusyPoll: !b.opt.NoBusyPoll})
 		if err != nil {
 			return err
 		}
@@ -278,6 +287,7 @@ func (b *bencher) startCulvert(ctx context.Context, l *lab.Lab, mode string) (fu
 	}
 	spec.Gateway = l.Gateway().Addr.Addr()
 	spec.WorkerCPUs = []int{b.opt.DUTCPU}
+	spec.BusyPoll = !b.opt.NoBusyPoll
 	spec.MaxFlows = 1 << 18
 	for si := range spec.Services {
 		for i := range spec.Services[si].Backends {

@@ -119,6 +119,12 @@ type Options struct {
 	// the generator's CPU, instead of threaded NAPI on the DUT's CPU: the
 	// DUT's CPU then carries only its own work and its transmit path.
 	SenderNAPI bool
+	// NoBusyPoll runs Culvert and the reflector without AF_XDP preferred
+	// busy polling. By default they use it (the worker runs the veth's
+	// NAPI itself instead of switching with the NAPI thread on its CPU),
+	// with napi_defer_hard_irqs 2 and gro_flush_timeout 200 µs on the
+	// appliance's interfaces.
+	NoBusyPoll bool
 
 	// Progress receives a live progress line (carriage returns); nil is
 	// quiet.
