@@ -20,8 +20,10 @@
 // the bridge has learned every MAC).
 //
 // Throughput is RFC 2544's: the highest offered rate whose loss stays
-// under LossTarget, found by a binary search of short trials, then
-// confirmed by Repeats trials of Trial each at that rate; the median is
+// under LossTarget, found by a binary search of short trials (a step fails
+// only when a second trial at its rate fails too: a shared machine stalls
+// now and then), then confirmed by Repeats trials of Trial each at that
+// rate; the median is
 // reported with the min and max. Latency is one-way, from a timestamp the
 // generator writes in each frame to the AF_XDP receiver on the backends,
 // at LatencyLoad of the throughput found (the clocks are one: namespaces

@@ -669,4 +669,3 @@ func TestLabHAActiveActive(t *testing.T) {
 		c.mu.Unlock()
 	}
 }
-
