@@ -51,6 +51,7 @@ func (b *bencher) connRate(ctx context.Context, target string) ConnRate {
 		c.Error = fmt.Sprintf("unknown target %q", target)
 		return c
 	}
+	b.kernelDUT = target != ConnCulvert
 	if err := b.place(l); err != nil {
 		c.Error = "placement: " + err.Error()
 		return c

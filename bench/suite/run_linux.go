@@ -68,8 +68,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 }
 
 type bencher struct {
-	opt      Options
-	profiles int // Culvert daemons started with a profile
+	opt       Options
+	profiles  int  // Culvert daemons started with a profile
+	kernelDUT bool // the DUT of the lab being placed runs in the kernel (no AF_XDP worker)
 }
 
 func (b *bencher) progress(format string, a ...any) {
@@ -138,6 +139,7 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 	if err := b.startDUT(ctx, r); err != nil {
 		return nil, fmt.Errorf("%s: %w", dut, err)
 	}
+	b.kernelDUT = dut == DUTXDPFwd || dut == DUTNFTables
 	if err := b.place(l); err != nil {
 		return nil, fmt.Errorf("placement: %w", err)
 	}
@@ -180,7 +182,9 @@ func (b *bencher) place(l *lab.Lab) error {
 			}
 		}
 	}
-	if b.opt.SenderNAPI {
+	// With busy polling the worker runs the NAPI itself; a NAPI thread
+	// would only take it back (and, SCHED_FIFO under load, keep it).
+	if b.opt.SenderNAPI || !b.opt.NoBusyPoll && !b.kernelDUT {
 		return errors.Join(errs...)
 	}
 	for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
