@@ -19,8 +19,8 @@ func (r *Report) Table(w io.Writer) {
 	if r.Options.SenderNAPI {
 		napi = fmt.Sprintf("its receive path in the sender's softirq (CPU %d)", r.Options.GenCPU)
 	}
-	if !r.Options.NoBusyPoll && !r.Options.SenderNAPI {
-		napi = fmt.Sprintf("its receive path run by the AF_XDP worker itself (preferred busy polling) or, for the kernel's DUTs, by threaded NAPI on CPU %d", r.Options.DUTCPU)
+	if r.Options.BusyPoll && !r.Options.SenderNAPI {
+		napi = fmt.Sprintf("its receive path run by the AF_XDP worker itself (preferred busy polling; by the sender's softirq when the worker does not hold it) or, for the kernel's DUTs, by threaded NAPI on CPU %d", r.Options.DUTCPU)
 	}
 	fmt.Fprintf(w, "culvert bench: kernel %s, %d CPUs, %v; generator on CPU %d, device under test on CPU %d, %s\n",
 		r.Kernel, r.CPUs, r.Took.Round(1e9), r.Options.GenCPU, r.Options.DUTCPU, napi)

@@ -173,7 +173,7 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 // GRO turned on (it merges nothing of the generator's UDP).
 func (b *bencher) place(l *lab.Lab) error {
 	var errs []error
-	if !b.opt.NoBusyPoll {
+	if b.opt.BusyPoll && !b.kernelDUT {
 		for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
 			for _, kv := range [][2]string{{"napi_defer_hard_irqs", "2"}, {"gro_flush_timeout", "200000"}} {
 				if err := peer.WriteSysfs(l.Appliance, ln.Name, kv[0], kv[1]); err != nil {
@@ -182,9 +182,12 @@ func (b *bencher) place(l *lab.Lab) error {
 			}
 		}
 	}
-	// With busy polling the worker runs the NAPI itself; a NAPI thread
-	// would only take it back (and, SCHED_FIFO under load, keep it).
-	if b.opt.SenderNAPI || !b.opt.NoBusyPoll && !b.kernelDUT {
+	if b.opt.SenderNAPI {
+		return errors.Join(errs...)
+	}
+	// With busy polling the worker runs the NAPI itself (see
+	// Options.BusyPoll).
+	if b.opt.BusyPoll && !b.kernelDUT {
 		return errors.Join(errs...)
 	}
 	for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
@@ -250,7 +253,7 @@ func (b *bencher) startDUT(ctx context.Context, r *rig) error {
 		}
 		r.stop = append(r.stop, func() { f.Close() })
 	case DUTReflector:
-		rf, err := peer.StartReflector(l, peer.ReflectorConfig{CPU: b.opt.DUTCPU, BusyPoll: !b.opt.NoBusyPoll})
+		rf, err := peer.StartReflector(l, peer.ReflectorConfig{CPU: b.opt.DUTCPU, BusyPoll: b.opt.BusyPoll})
 		if err != nil {
 			return err
 		}
@@ -291,7 +294,7 @@ func (b *bencher) startCulvert(ctx context.Context, l *lab.Lab, mode string) (fu
 	}
 	spec.Gateway = l.Gateway().Addr.Addr()
 	spec.WorkerCPUs = []int{b.opt.DUTCPU}
-	spec.BusyPoll = !b.opt.NoBusyPoll
+	spec.BusyPoll = b.opt.BusyPoll
 	spec.MaxFlows = 1 << 18
 	for si := range spec.Services {
 		for i := range spec.Services[si].Backends {

@@ -121,12 +121,16 @@ type Options struct {
 	// the generator's CPU, instead of threaded NAPI on the DUT's CPU: the
 	// DUT's CPU then carries only its own work and its transmit path.
 	SenderNAPI bool
-	// NoBusyPoll runs Culvert and the reflector without AF_XDP preferred
-	// busy polling. By default they use it (the worker runs the veth's
-	// NAPI itself instead of switching with the NAPI thread on its CPU),
-	// with napi_defer_hard_irqs 2 and gro_flush_timeout 200 µs on the
-	// appliance's interfaces.
-	NoBusyPoll bool
+	// BusyPoll runs Culvert and the reflector with AF_XDP preferred busy
+	// polling: the worker runs the veth's NAPI itself instead of switching
+	// with a NAPI thread on its CPU (napi_defer_hard_irqs 2 and
+	// gro_flush_timeout 200 µs on the appliance's interfaces, and no NAPI
+	// thread for them: at SCHED_FIFO under load it would keep the NAPI
+	// and starve the worker, at normal priority it switches with it).
+	// Whenever the worker does not hold the NAPI, the receive path runs
+	// in the sender's softirq, on the generator's CPU: this is the best
+	// configuration for AF_XDP on veth, not the strict placement.
+	BusyPoll bool
 
 	// Progress receives a live progress line (carriage returns); nil is
 	// quiet.

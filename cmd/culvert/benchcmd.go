@@ -28,7 +28,7 @@ func benchCmd(ctx context.Context, args []string, env []string) error {
 	jsonOut := fs.String("json", "", "write the report as JSON to this file")
 	htmlOut := fs.String("html", "", "write the report as an HTML page with charts to this file")
 	profile := fs.String("profile", "", "directory where each Culvert daemon writes a CPU profile")
-	noBusyPoll := fs.Bool("no-busy-poll", false, "run Culvert and the reflector without AF_XDP preferred busy polling (the NAPI thread and the worker then switch on the DUT's CPU)")
+	busyPoll := fs.Bool("busy-poll", false, "run Culvert and the reflector with AF_XDP preferred busy polling (no NAPI thread for them; see bench/suite)")
 	senderNAPI := fs.Bool("sender-napi", false, "leave the appliance's receive path in the sender's softirq (generator's CPU) instead of threaded NAPI on the DUT's CPU")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +37,7 @@ func benchCmd(ctx context.Context, args []string, env []string) error {
 	if err != nil {
 		return err
 	}
-	opt := suite.Options{Exe: exe, Env: env, Flows: *flows, Trial: *trial, Repeats: *repeats, NoTrafgen: *noTrafgen, Progress: os.Stderr, ProfileDir: *profile, SenderNAPI: *senderNAPI, NoBusyPoll: *noBusyPoll}
+	opt := suite.Options{Exe: exe, Env: env, Flows: *flows, Trial: *trial, Repeats: *repeats, NoTrafgen: *noTrafgen, Progress: os.Stderr, ProfileDir: *profile, SenderNAPI: *senderNAPI, BusyPoll: *busyPoll}
 	split := func(s string) []string {
 		out := []string{}
 		for _, f := range strings.Split(s, ",") {
