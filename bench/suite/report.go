@@ -27,26 +27,28 @@ func (r *Report) Table(w io.Writer) {
 	fmt.Fprintf(w, "throughput: highest rate with loss <= %.2f%%, median (min-max) of %d trials of %v, %d flows; latency one-way at %.0f%% of it\n\n",
 		100*r.Options.LossTarget, r.Options.Repeats, r.Options.Trial, r.Options.Flows, 100*r.Options.LatencyLoad)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "device\tframe\tMpps\tmin-max\tGbit/s\tloss\tp50 µs\tp99 µs\tp99.9 µs\tvs culvert-nat\t")
-	for _, t := range r.Throughput {
-		if t.Error != "" {
-			fmt.Fprintf(tw, "%s\t%d\terror: %s\t\t\t\t\t\t\t\t\n", t.DUT, t.Size, oneLine(t.Error))
-			continue
+	if len(r.Throughput) > 0 {
+		fmt.Fprintln(tw, "device\tframe\tMpps\tmin-max\tGbit/s\tloss\tp50 µs\tp99 µs\tp99.9 µs\tvs culvert-nat\t")
+		for _, t := range r.Throughput {
+			if t.Error != "" {
+				fmt.Fprintf(tw, "%s\t%d\terror: %s\t\t\t\t\t\t\t\t\n", t.DUT, t.Size, oneLine(t.Error))
+				continue
+			}
+			lat := "\t\t\t"
+			if l := t.Latency; l != nil && l.Error == "" {
+				lat = fmt.Sprintf("%.0f\t%.0f\t%.0f\t", l.P50, l.P99, l.P999)
+			}
+			ratio := "-"
+			if c, ok := r.Find(DUTCulvertNAT, t.Size); ok && c.Error == "" && c.PPS.Median > 0 {
+				ratio = fmt.Sprintf("%.2f×", t.PPS.Median/c.PPS.Median)
+			}
+			gl := ""
+			if t.GenLimited {
+				gl = "≥"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s%.3f\t%.3f-%.3f\t%.2f\t%.3f%%\t%s%s\t\n", t.DUT, t.Size, gl, t.PPS.Median/1e6, t.PPS.Min/1e6, t.PPS.Max/1e6,
+				t.Gbps.Median, 100*t.Loss.Median, lat, ratio)
 		}
-		lat := "\t\t\t"
-		if l := t.Latency; l != nil && l.Error == "" {
-			lat = fmt.Sprintf("%.0f\t%.0f\t%.0f\t", l.P50, l.P99, l.P999)
-		}
-		ratio := "-"
-		if c, ok := r.Find(DUTCulvertNAT, t.Size); ok && c.Error == "" && c.PPS.Median > 0 {
-			ratio = fmt.Sprintf("%.2f×", t.PPS.Median/c.PPS.Median)
-		}
-		gl := ""
-		if t.GenLimited {
-			gl = "≥"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s%.3f\t%.3f-%.3f\t%.2f\t%.3f%%\t%s%s\t\n", t.DUT, t.Size, gl, t.PPS.Median/1e6, t.PPS.Min/1e6, t.PPS.Max/1e6,
-			t.Gbps.Median, 100*t.Loss.Median, lat, ratio)
 	}
 	tw.Flush()
 	if len(r.Conns) > 0 {
