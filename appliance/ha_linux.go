@@ -270,27 +270,10 @@ func (d *Daemon) runSyncSender(ctx context.Context) {
 // timeout is the idle timeout of a flow just moved to st: the Remaining
 // of a change sent at once.
 func (h *haState) timeout(f *conntrack.Flow[conntrack.Key4], st conntrack.State) time.Duration {
-	switch st {
-	case conntrack.StateSynSent:
-		return h.to.SynSent
-	case conntrack.StateSynRecv:
-		return h.to.SynRecv
-	case conntrack.StateEstablished:
-		return h.to.Established
-	case conntrack.StateFinWait:
-		return h.to.FinWait
-	case conntrack.StateTimeWait:
-		return h.to.TimeWait
-	case conntrack.StateClose:
-		return h.to.Close
-	case conntrack.StateUDPUnreplied:
-		return h.to.UDPUnreplied
-	case conntrack.StateUDP:
-		return h.to.UDP
-	case conntrack.StatePersist:
+	if st == conntrack.StatePersist {
 		return time.Duration(f.PersistTimeout) * time.Second
 	}
-	return time.Second
+	return h.to.Of(st)
 }
 
 // syncWalk yields every live flow of the table as a Record, for bulk

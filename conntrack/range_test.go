@@ -213,3 +213,16 @@ func TestExpire(t *testing.T) {
 	}
 	r.End()
 }
+
+func TestTimeoutsOf(t *testing.T) {
+	to := Timeouts{Established: time.Hour}
+	if got := to.Of(StateEstablished); got != time.Hour {
+		t.Errorf("Established: %v", got)
+	}
+	if got, want := to.Of(StateUDP), DefaultTimeouts().UDP; got != want {
+		t.Errorf("UDP: %v, want the default %v", got, want)
+	}
+	if to.Of(StatePersist) != 0 || to.Of(StateNone) != 0 || to.Of(State(200)) != 0 {
+		t.Error("Persist, None and out-of-range states have no table timeout")
+	}
+}

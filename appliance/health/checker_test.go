@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/culvert-lb/culvert/internal/testenv"
 )
 
 // fakeClock is a manual Clock: time moves only on Advance.
@@ -143,7 +145,7 @@ var testSpec = Spec{Interval: time.Second, Timeout: 500 * time.Millisecond, Rise
 
 func TestCheckerTransitions(t *testing.T) {
 	clk, fnet, rec := newFakeClock(), newFakeNet(), &recorder{}
-	var logBuf syncBuffer
+	var logBuf testenv.Buffer
 	c := New(Options{
 		Log:      slog.New(slog.NewTextHandler(&logBuf, nil)),
 		Dial:     fnet.Dial,
@@ -544,22 +546,4 @@ func BenchmarkCheckerState(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		c.State(ts[i%len(ts)].Addr)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for the logger's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

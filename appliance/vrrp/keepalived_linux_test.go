@@ -1,14 +1,12 @@
 package vrrp
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,29 +32,11 @@ func keepalivedBinary(t *testing.T) string {
 	return ""
 }
 
-// syncBuffer collects a process's output for the test log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // keepalived is one keepalived process (monitor and VRRP child, in their
 // own process group) running in a lab namespace.
 type keepalived struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{}
 }
 
@@ -91,7 +71,7 @@ vrrp_instance VI_1 {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := &keepalived{out: new(syncBuffer), done: make(chan struct{})}
+	k := &keepalived{out: new(testenv.Buffer), done: make(chan struct{})}
 	k.cmd = exec.Command("ip", "netns", "exec", ns.Name(), bin, "-n", "-l", "-D", "-G", "-P", "-R",
 		"-f", path, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
 	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out

@@ -42,24 +42,7 @@ type haNode struct {
 	host *lab.Host
 	dir  string
 	proc *os.Process // B's daemon; A's is the labRun's
-	log  *lockedBuf
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log  *testenv.Buffer
 }
 
 // haPair is a running pair on a fresh lab.
@@ -113,7 +96,7 @@ func startPairWith(t *testing.T, mode string, edit func(l *lab.Lab, a, b *applia
 	t.Cleanup(r.stop)
 	p.run = r
 	p.a = &haNode{name: "A", host: r.lab.Appliance, dir: r.dir}
-	p.b = &haNode{name: "B", host: r.lab.Peer, log: &lockedBuf{}}
+	p.b = &haNode{name: "B", host: r.lab.Peer, log: &testenv.Buffer{}}
 	p.b.dir = t.TempDir()
 	cfg, err := appliance.Marshal(&p.specB)
 	if err != nil {

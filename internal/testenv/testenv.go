@@ -7,7 +7,9 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,3 +40,24 @@ func (c *Clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // Set sets the reading.
 func (c *Clock) Set(ns int64) { c.ns.Store(ns) }
+
+// Buffer is a bytes.Buffer safe for concurrent use: a child process's
+// output or a logger's, written by other goroutines and read by the test.
+// The zero value is an empty buffer.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
