@@ -229,39 +229,38 @@ func (d *Daemon) runSyncSender(ctx context.Context) {
 		case <-tick.C:
 		}
 		owned := *d.ha.owned.Load()
-		d.dp.DrainSync(func(e *dataplane.SyncEvent) {
-			if len(owned) == 0 || !owned[netip.AddrFrom4(e.Flow.Orig.Dst)] {
-				return
-			}
-			rem := d.ha.timeout(&e.Flow, e.State)
-			if r, ok := d.syncRecord(&e.Flow, e.State, rem, e.Remove); ok {
-				buf = append(buf, r)
-			}
+		// add queues r, sending a full batch; flush sends the rest.
+		add := func(r flowsync.Record) {
+			buf = append(buf, r)
 			if len(buf) == cap(buf) {
 				d.ha.sync.Send(buf)
 				buf = buf[:0]
 			}
-		})
-		if len(buf) > 0 {
-			d.ha.sync.Send(buf)
-			buf = buf[:0]
 		}
+		flush := func() {
+			if len(buf) > 0 {
+				d.ha.sync.Send(buf)
+				buf = buf[:0]
+			}
+		}
+		d.dp.DrainSync(func(e *dataplane.SyncEvent) {
+			if len(owned) == 0 || !owned[netip.AddrFrom4(e.Flow.Orig.Dst)] {
+				return
+			}
+			if r, ok := d.syncRecord(&e.Flow, e.State, d.ha.timeout(&e.Flow, e.State), e.Remove); ok {
+				add(r)
+			}
+		})
+		flush()
 		if time.Now().After(next) {
 			next = time.Now().Add(refresh)
 			if len(owned) > 0 {
 				for r := range d.syncWalk() {
 					if owned[r.Orig.Dst] {
-						buf = append(buf, r)
-					}
-					if len(buf) == cap(buf) {
-						d.ha.sync.Send(buf)
-						buf = buf[:0]
+						add(r)
 					}
 				}
-				if len(buf) > 0 {
-					d.ha.sync.Send(buf)
-					buf = buf[:0]
-				}
+				flush()
 			}
 		}
 	}
