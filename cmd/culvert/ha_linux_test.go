@@ -18,6 +18,7 @@ import (
 
 	"github.com/culvert-lb/culvert/appliance"
 	"github.com/culvert-lb/culvert/appliance/control"
+	"github.com/culvert-lb/culvert/appliance/health"
 	"github.com/culvert-lb/culvert/appliance/vrrp"
 	"github.com/culvert-lb/culvert/bench/lab"
 	"github.com/culvert-lb/culvert/internal/testenv"
@@ -650,5 +651,39 @@ func TestLabHAActiveActive(t *testing.T) {
 			t.Errorf("VIP%d: %d ok, %d failed: %v", i+1, c.ok, c.fail, c.errs)
 		}
 		c.mu.Unlock()
+	}
+}
+
+// TestLabHATrackService: a group that tracks a service whose every
+// backend fails its health check lowers its priority by the weight, and
+// the peer takes over (keepalived's track_script on the pool).
+func TestLabHATrackService(t *testing.T) {
+	p := startPairWith(t, "nat", func(l *lab.Lab, a, b *appliance.Spec) {
+		haSpec(a, l.Appliance.Addr, l.Peer.Addr, 150, false)
+		haSpec(b, l.Peer.Addr, l.Appliance.Addr, 100, false)
+		// A checks "echo" with TCP on a port nothing listens on: every
+		// backend goes down, and 150 - 100 < 100.
+		for i := range a.Services {
+			if a.Services[i].Name == "echo" {
+				a.Services[i].HealthCheck = &health.Spec{Kind: health.KindTCP, Port: 9, Interval: 200 * time.Millisecond,
+					Timeout: 100 * time.Millisecond, Fall: 1, Rise: 1}
+			}
+		}
+		a.HA.Groups[0].TrackService = []appliance.TrackSpec{{Name: "echo", Weight: 100}}
+	})
+	// startPair waited for A master and B backup; A's checks fail within a
+	// second and B takes over.
+	p.waitState(p.b, vrrp.Master, 5*time.Second)
+	p.waitState(p.a, vrrp.Backup, 2*time.Second)
+	var v VRRPView
+	if err := p.show(p.a, "vrrp", &v); err != nil {
+		t.Fatal(err)
+	}
+	if g := v.Groups[0]; g.EffectivePriority != 50 || len(g.Down) == 0 {
+		t.Errorf("A's group: %+v, want priority 50 with the service down", g)
+	}
+	// The web service still answers, now through B.
+	if _, err := p.run.get(context.Background(), "/"); err != nil {
+		t.Errorf("VIP through B: %v", err)
 	}
 }
