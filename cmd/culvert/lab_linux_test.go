@@ -46,16 +46,7 @@ func TestLabForwarding(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			r := labForTest(t, mode)
 			tr := r.traffic(context.Background(), 400, 100)
-			if tr.HTTPOK != tr.HTTPSent || tr.UDPOK != tr.UDPSent {
-				t.Fatalf("http %d/%d udp %d/%d errors %v\nlog:\n%s", tr.HTTPOK, tr.HTTPSent, tr.UDPOK, tr.UDPSent, tr.Errors, r.logBuf)
-			}
-			weights := map[string]float64{"b0": 0.25, "b1": 0.25, "b2": 0.5}
-			for name, w := range weights {
-				got := float64(tr.PerBackend[name]) / float64(tr.HTTPOK)
-				if got < w-0.1 || got > w+0.1 {
-					t.Errorf("backend %s got %.2f of requests, weight share %.2f (%v)", name, got, w, tr.PerBackend)
-				}
-			}
+			checkSpread(t, r, tr)
 			s, err := r.stopDaemon()
 			if err != nil {
 				t.Fatal(err)
@@ -66,5 +57,22 @@ func TestLabForwarding(t *testing.T) {
 				t.Errorf("dataplane saw %d new flows for %d connections", s.Dataplane.NewFlows, tr.HTTPOK)
 			}
 		})
+	}
+}
+
+// checkSpread requires every request and datagram of tr to have been
+// answered, and the requests to spread over the default configuration's
+// backends by their weights (1:1:2), within 10 points.
+func checkSpread(t *testing.T, r *labRun, tr labTraffic) {
+	t.Helper()
+	if tr.HTTPOK != tr.HTTPSent || tr.UDPOK != tr.UDPSent {
+		t.Fatalf("http %d/%d udp %d/%d errors %v\nlog:\n%s", tr.HTTPOK, tr.HTTPSent, tr.UDPOK, tr.UDPSent, tr.Errors, r.logBuf)
+	}
+	weights := map[string]float64{"b0": 0.25, "b1": 0.25, "b2": 0.5}
+	for name, w := range weights {
+		got := float64(tr.PerBackend[name]) / float64(tr.HTTPOK)
+		if got < w-0.1 || got > w+0.1 {
+			t.Errorf("backend %s got %.2f of requests, weight share %.2f (%v)", name, got, w, tr.PerBackend)
+		}
 	}
 }

@@ -37,16 +37,7 @@ func TestLabTwoArmed(t *testing.T) {
 				t.Fatal("the lab is not two-armed")
 			}
 			tr := r.traffic(context.Background(), 300, 60)
-			if tr.HTTPOK != tr.HTTPSent || tr.UDPOK != tr.UDPSent {
-				t.Fatalf("http %d/%d udp %d/%d errors %v\nlog:\n%s", tr.HTTPOK, tr.HTTPSent, tr.UDPOK, tr.UDPSent, tr.Errors, r.logBuf)
-			}
-			weights := map[string]float64{"b0": 0.25, "b1": 0.25, "b2": 0.5}
-			for name, w := range weights {
-				got := float64(tr.PerBackend[name]) / float64(tr.HTTPOK)
-				if got < w-0.1 || got > w+0.1 {
-					t.Errorf("backend %s got %.2f of requests, weight share %.2f (%v)", name, got, w, tr.PerBackend)
-				}
-			}
+			checkSpread(t, r, tr)
 			s, err := r.stopDaemon()
 			if err != nil {
 				t.Fatal(err)
