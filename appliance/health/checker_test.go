@@ -153,7 +153,7 @@ func TestCheckerTransitions(t *testing.T) {
 		Rand:     rand.New(rand.NewPCG(1, 2)),
 		OnChange: rec.OnChange,
 	})
-	a, b := mustAddr(t, "10.0.0.1:80"), mustAddr(t, "10.0.0.2:80")
+	a, b := mustAddr(t, "198.18.6.1:80"), mustAddr(t, "198.18.6.2:80")
 	fnet.set(a, true)
 	c.Set([]Target{{a, testSpec}, {b, testSpec}})
 	if c.State(a) != StateUnknown || c.State(b) != StateUnknown {
@@ -227,7 +227,7 @@ func TestCheckerTransitions(t *testing.T) {
 func TestCheckerSchedule(t *testing.T) {
 	clk, fnet := newFakeClock(), newFakeNet()
 	c := New(Options{Dial: fnet.Dial, Clock: clk, Rand: rand.New(rand.NewPCG(3, 4))})
-	a := mustAddr(t, "10.0.0.1:80")
+	a := mustAddr(t, "198.18.6.1:80")
 	fnet.set(a, true)
 	spec := testSpec
 	spec.Jitter = 0.2
@@ -328,7 +328,7 @@ func TestJitter(t *testing.T) {
 func TestSet(t *testing.T) {
 	clk, fnet, rec := newFakeClock(), newFakeNet(), &recorder{}
 	c := New(Options{Dial: fnet.Dial, Clock: clk, Rand: rand.New(rand.NewPCG(5, 6)), OnChange: rec.OnChange})
-	a, b, d := mustAddr(t, "10.0.0.1:80"), mustAddr(t, "10.0.0.2:80"), mustAddr(t, "10.0.0.4:80")
+	a, b, d := mustAddr(t, "198.18.6.1:80"), mustAddr(t, "198.18.6.2:80"), mustAddr(t, "198.18.6.4:80")
 	fnet.set(a, true)
 	fnet.set(d, true)
 	c.Set([]Target{{a, testSpec}, {b, testSpec}, {d, testSpec}})
@@ -344,13 +344,13 @@ func TestSet(t *testing.T) {
 
 	// Keep a (same spec, defaults spelled out), drop b, change d's port,
 	// add e; plus an invalid and a duplicate target that Set must skip.
-	e := mustAddr(t, "10.0.0.5:80")
+	e := mustAddr(t, "198.18.6.5:80")
 	fnet.set(e, true)
 	dSpec := testSpec
 	dSpec.Port = 8080
 	aSpec := testSpec.WithDefaults()
 	pb := fnet.count(b)
-	c.Set([]Target{{a, aSpec}, {d, dSpec}, {e, testSpec}, {mustAddr(t, "10.0.0.6:80"), Spec{Jitter: 3}}, {e, Spec{Kind: KindExec, Command: []string{"true"}}}})
+	c.Set([]Target{{a, aSpec}, {d, dSpec}, {e, testSpec}, {mustAddr(t, "198.18.6.6:80"), Spec{Jitter: 3}}, {e, Spec{Kind: KindExec, Command: []string{"true"}}}})
 
 	if got := c.State(a); got != StateUp {
 		t.Errorf("kept target a: %v, want up", got)
@@ -417,7 +417,7 @@ func TestRunStops(t *testing.T) {
 	}
 	c := New(Options{Dial: dial, Clock: clk})
 	spec := Spec{Interval: 20 * time.Second, Timeout: 10 * time.Second}
-	c.Set([]Target{{mustAddr(t, "10.0.0.1:80"), spec}})
+	c.Set([]Target{{mustAddr(t, "198.18.6.1:80"), spec}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()
@@ -528,7 +528,7 @@ func TestCheckerRealNetwork(t *testing.T) {
 
 func TestStateNoAllocs(t *testing.T) {
 	c := New(Options{Clock: newFakeClock()})
-	a := mustAddr(t, "10.0.0.1:80")
+	a := mustAddr(t, "198.18.6.1:80")
 	c.Set([]Target{{a, testSpec}})
 	if n := testing.AllocsPerRun(1000, func() { c.State(a) }); n != 0 {
 		t.Errorf("State: %v allocs, want 0", n)

@@ -358,9 +358,9 @@ func TestOwnerStartsAsMaster(t *testing.T) {
 
 func TestElection(t *testing.T) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfg(200))
-	b := l.add("b", "10.0.0.2", cfg(100))
-	c := l.add("c", "10.0.0.3", cfg(150))
+	a := l.add("a", "198.18.6.1", cfg(200))
+	b := l.add("b", "198.18.6.2", cfg(100))
+	c := l.add("c", "198.18.6.3", cfg(150))
 	l.start(a)
 	l.start(b)
 	l.start(c)
@@ -384,8 +384,8 @@ func TestElection(t *testing.T) {
 
 func TestFailoverOnSilence(t *testing.T) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfg(200))
-	b := l.add("b", "10.0.0.2", cfg(100))
+	a := l.add("a", "198.18.6.1", cfg(200))
+	b := l.add("b", "198.18.6.2", cfg(100))
 	l.start(a)
 	l.start(b)
 	l.run(10 * time.Second)
@@ -405,8 +405,8 @@ func TestFailoverOnSilence(t *testing.T) {
 
 func TestShutdownSkew(t *testing.T) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfg(200))
-	b := l.add("b", "10.0.0.2", cfg(100))
+	a := l.add("a", "198.18.6.1", cfg(200))
+	b := l.add("b", "198.18.6.2", cfg(100))
 	l.start(a)
 	l.start(b)
 	l.run(5 * time.Second)
@@ -436,7 +436,7 @@ func TestMasterAnswersPriorityZero(t *testing.T) {
 	n, _ := NewNode(c)
 	n.Start(at(0))
 	n.Tick(at(3600 * time.Millisecond))
-	peer := netip.MustParseAddr("10.0.0.9")
+	peer := netip.MustParseAddr("198.18.6.9")
 	got := n.Advert(at(4*time.Second), peer, Advert{VRID: 1, Priority: 0, MaxAdvertInterval: time.Second})
 	if want := []Action{SendAdvert{100}}; !slices.Equal(got, want) || n.NextDeadline() != at(5*time.Second) {
 		t.Fatalf("master got priority 0: %v, deadline %v", got, n.NextDeadline().Sub(t0))
@@ -458,8 +458,8 @@ func TestMasterAnswersPriorityZero(t *testing.T) {
 // with cfgA at 10s.
 func preemptSetup(t *testing.T, cfgA Config) (*link, *member, *member) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfgA)
-	b := l.add("b", "10.0.0.2", cfg(100))
+	a := l.add("a", "198.18.6.1", cfgA)
+	b := l.add("b", "198.18.6.2", cfg(100))
 	l.start(b)
 	l.run(10 * time.Second) // b master since 3.6s, adverts at 3.6s, 4.6s, ... 9.6s
 	l.wantStates(Initialize, Master)
@@ -530,8 +530,8 @@ func TestOwnerPreemptsEvenWithPreemptOff(t *testing.T) {
 // became master: the one with the higher primary address stays master.
 func TestTieBreak(t *testing.T) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfg(100))
-	b := l.add("b", "10.0.0.2", cfg(100))
+	a := l.add("a", "198.18.6.1", cfg(100))
+	b := l.add("b", "198.18.6.2", cfg(100))
 	l.cut = true
 	l.start(a)
 	l.start(b)
@@ -546,8 +546,8 @@ func TestTieBreak(t *testing.T) {
 	// Without a partition the first to time out wins and the other, seeing
 	// an equal priority, stays backup whatever its address.
 	l2 := newLink(t)
-	l2.add("a", "10.0.0.1", cfg(100))
-	b2 := l2.add("b", "10.0.0.2", cfg(100))
+	l2.add("a", "198.18.6.1", cfg(100))
+	b2 := l2.add("b", "198.18.6.2", cfg(100))
 	l2.start(l2.members[0])
 	l2.run(time.Second)
 	l2.start(b2)
@@ -558,8 +558,8 @@ func TestTieBreak(t *testing.T) {
 
 func TestTrackingLowersPriority(t *testing.T) {
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", cfg(200))
-	b := l.add("b", "10.0.0.2", cfg(150))
+	a := l.add("a", "198.18.6.1", cfg(200))
+	b := l.add("b", "198.18.6.2", cfg(150))
 	l.start(a)
 	l.start(b)
 	l.run(10 * time.Second) // a master; adverts at 3.21s ... 9.21s
@@ -603,9 +603,9 @@ func TestFastInterval(t *testing.T) {
 		return c
 	}
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", fast(200))
-	b := l.add("b", "10.0.0.2", fast(100))
-	c := l.add("c", "10.0.0.3", fast(150))
+	a := l.add("a", "198.18.6.1", fast(200))
+	b := l.add("b", "198.18.6.2", fast(100))
+	c := l.add("c", "198.18.6.3", fast(150))
 	l.start(a)
 	l.start(b)
 	l.start(c)
@@ -643,8 +643,8 @@ func TestLearnsMasterInterval(t *testing.T) {
 	slow := cfg(200)
 	slow.AdvertInterval = 2 * time.Second
 	l := newLink(t)
-	a := l.add("a", "10.0.0.1", slow)
-	b := l.add("b", "10.0.0.2", cfg(100))
+	a := l.add("a", "198.18.6.1", slow)
+	b := l.add("b", "198.18.6.2", cfg(100))
 	// a: 6s + 56*200/256 = 43cs -> 6.43s. b would time out at 3.6s on its
 	// own interval, so start b once a is master.
 	l.start(a)
@@ -675,7 +675,7 @@ func TestTickIdleAllocs(t *testing.T) {
 		t.Fatalf("idle Tick allocates %v", got)
 	}
 	adv := Advert{VRID: 1, Priority: 150, MaxAdvertInterval: time.Second}
-	from := netip.MustParseAddr("10.0.0.9")
+	from := netip.MustParseAddr("198.18.6.9")
 	if got := testing.AllocsPerRun(100, func() { n.Advert(now, from, adv) }); got != 0 {
 		t.Fatalf("backup Advert allocates %v", got)
 	}
