@@ -160,17 +160,11 @@ func (d *Dataplane) Names(f *conntrack.Flow[conntrack.Key4]) (n FlowNames, ok bo
 func (d *Dataplane) Resolve(n FlowNames, f *conntrack.Flow[conntrack.Key4]) error {
 	comp := d.cfg.Load()
 	c := comp.cfg
-	svc := -1
-	for i := range c.Services {
-		s := &c.Services[i]
-		if !s.Removed && s.VIP == n.VIP && s.Proto == n.Proto && s.Port == n.Port {
-			svc = i
-			break
-		}
-	}
-	if svc < 0 {
+	id, ok := comp.lookup(n.VIP, n.Proto, n.Port)
+	if !ok || c.Services[id].Port != n.Port {
 		return ErrUnknownName
 	}
+	svc := int(id)
 	be := -1
 	for _, id := range c.Services[svc].Backends {
 		if b := &c.Backends[id]; !b.Removed && b.Addr == n.BackendAddr && b.Port == n.BackendPort {
@@ -205,13 +199,7 @@ func (d *Dataplane) Resolve(n FlowNames, f *conntrack.Flow[conntrack.Key4]) erro
 // the sweeper returns it to the pool of worker Owner. Control path, one
 // goroutine.
 func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
-	if d.importReader == nil {
-		d.importReader = d.ct.NewReader()
-	}
-	d.importReader.Begin()
-	ref := d.ct.Lookup(&r.Flow.Orig)
-	known := ref.E != nil && ref.Dir == conntrack.DirOriginal && *ref.E.Flow() == r.Flow
-	d.importReader.End()
+	known := d.findFlow(&r.Flow, func(*conntrack.Entry[conntrack.Key4]) {})
 	if err := d.ct.Import(r, conntrack.Time(d.clock())); err != nil {
 		return err
 	}
@@ -226,6 +214,16 @@ func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
 // It reports whether it did. Control path, the same goroutine as
 // ImportFlow.
 func (d *Dataplane) RemoveFlow(f *conntrack.Flow[conntrack.Key4]) bool {
+	removed := false
+	d.findFlow(f, func(e *conntrack.Entry[conntrack.Key4]) { removed = d.ct.Expire(e) })
+	return removed
+}
+
+// findFlow looks f up by its original tuple and, if the table holds f
+// exactly, calls fn with its entry inside a reader bracket (fn must not
+// keep it) and reports true. The importing goroutine's path: ImportFlow
+// and RemoveFlow.
+func (d *Dataplane) findFlow(f *conntrack.Flow[conntrack.Key4], fn func(*conntrack.Entry[conntrack.Key4])) bool {
 	if d.importReader == nil {
 		d.importReader = d.ct.NewReader()
 	}
@@ -235,5 +233,6 @@ func (d *Dataplane) RemoveFlow(f *conntrack.Flow[conntrack.Key4]) bool {
 	if ref.E == nil || ref.Dir != conntrack.DirOriginal || *ref.E.Flow() != *f {
 		return false
 	}
-	return d.ct.Expire(ref.E)
+	fn(ref.E)
+	return true
 }

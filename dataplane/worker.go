@@ -318,27 +318,18 @@ func (w *Worker) handle(i int, now int64) (Verdict, DropReason, PassReason) {
 		return w.icmpError(i, ref)
 	}
 	if ref.E != nil {
+		var old conntrack.State
 		if w.sync != nil {
-			return w.trackSync(i, ref, now)
+			old = ref.E.State()
 		}
-		if _, alive := w.d.ct.Track(ref.E, ref.Dir, p.flags, conntrack.Time(now)); alive {
+		if st, alive := w.d.ct.Track(ref.E, ref.Dir, p.flags, conntrack.Time(now)); alive {
+			if w.sync != nil && st != old {
+				w.sync.push(ref.E.Flow(), st, false) // a change of state for the HA peer
+			}
 			return w.forward(i, ref.E.Flow(), ref.Dir)
 		}
 	}
 	return w.newFlow(i, &w.keys[k], now)
-}
-
-// trackSync is handle's Track for a dataplane with HA sync: a change of
-// state is queued for the peer.
-func (w *Worker) trackSync(i int, ref conntrack.Ref[conntrack.Key4], now int64) (Verdict, DropReason, PassReason) {
-	old := ref.E.State()
-	if st, alive := w.d.ct.Track(ref.E, ref.Dir, w.p[i].flags, conntrack.Time(now)); alive {
-		if st != old {
-			w.sync.push(ref.E.Flow(), st, false)
-		}
-		return w.forward(i, ref.E.Flow(), ref.Dir)
-	}
-	return w.newFlow(i, &w.keys[w.kidx[i]], now)
 }
 
 // owns reports whether a is an address this dataplane answers for (a VIP or
