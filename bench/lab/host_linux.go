@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Do runs fn on an OS thread switched into the host's namespace and
@@ -98,4 +100,19 @@ func writeSysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}
 	return nil
+}
+
+// XDPAttached reports whether an XDP program is attached to ifname in the
+// host's namespace.
+func (h *Host) XDPAttached(ifname string) (bool, error) {
+	var on bool
+	err := h.Do(func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		on = l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached
+		return nil
+	})
+	return on, err
 }

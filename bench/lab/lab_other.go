@@ -77,3 +77,6 @@ func SetGRO(ifname string, on bool) error { return ErrNotSupported }
 
 // GRO returns ErrNotSupported.
 func GRO(ifname string) (bool, error) { return false, ErrNotSupported }
+
+// XDPAttached needs linux.
+func (h *Host) XDPAttached(ifname string) (bool, error) { return false, ErrNotSupported }

@@ -50,13 +50,7 @@ func ThreadedNAPI(h *lab.Host, ifname string, on bool) error {
 	if on {
 		v = "1"
 	}
-	err := withSysfs(h, func(sys string) error {
-		return os.WriteFile(filepath.Join(sys, "class/net", ifname, "threaded"), []byte(v), 0)
-	})
-	if err != nil {
-		return fmt.Errorf("threaded napi %s on %s: %w", v, ifname, err)
-	}
-	return nil
+	return WriteSysfs(h, ifname, "threaded", v)
 }
 
 // SetRPS sets the receive packet steering CPUs of every receive queue of

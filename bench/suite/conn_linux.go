@@ -51,8 +51,7 @@ func (b *bencher) connRate(ctx context.Context, target string) ConnRate {
 		c.Error = fmt.Sprintf("unknown target %q", target)
 		return c
 	}
-	b.kernelDUT = target != ConnCulvert
-	if err := b.place(l); err != nil {
+	if err := b.place(l, target != ConnCulvert); err != nil {
 		c.Error = "placement: " + err.Error()
 		return c
 	}
@@ -104,14 +103,6 @@ func (b *bencher) generatorVsTrafgen(ctx context.Context) GenCompare {
 	}
 	r.lab = l
 	defer r.close()
-	up := l.Router.LinkOn(lab.SegmentUplink)
-	spec := pktgen.Spec{Kind: pktgen.UDP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.AddrPortFrom(l.VIP, 7), Flows: b.opt.Flows, FrameSize: 64}
-	copy(spec.SrcMAC[:], up.MAC)
-	copy(spec.DstMAC[:], l.ClientSide.MAC)
-	if r.tmpl, err = pktgen.NewTemplate(spec); err != nil {
-		g.Error = err.Error()
-		return g
-	}
 	var sink *pktgen.XDPSink
 	err = l.Appliance.Do(func() error {
 		var err error
@@ -123,26 +114,19 @@ func (b *bencher) generatorVsTrafgen(ctx context.Context) GenCompare {
 		return g
 	}
 	r.sinks = append(r.sinks, sink)
-	if err := l.Router.Do(func() error {
-		var err error
-		r.q, err = openGenQueue(up.Name)
-		return err
-	}); err != nil {
+	if err := r.openGenerator(64); err != nil {
 		g.Error = err.Error()
 		return g
 	}
+	up := l.Router.LinkOn(lab.SegmentUplink)
 	var ours, theirs []float64
 	for i := 0; i < b.opt.Repeats; i++ {
-		before, _ := r.received()
-		st, err := r.send(ctx, 0, b.opt.Trial)
+		s, err := r.trial(ctx, 0, b.opt.Trial)
 		if err != nil {
 			g.Error = err.Error()
 			return g
 		}
-		time.Sleep(50 * time.Millisecond)
-		after, _ := r.received()
-		ours = append(ours, float64(after-before)/st.Elapsed.Seconds())
-		b.progress("generator: trial %d: %.0f pps at the sink", i+1, ours[len(ours)-1])
+		ours = append(ours, s.Received)
 	}
 	// trafgen keeps its socket: close ours so the link is its own.
 	r.q.Close()
@@ -151,7 +135,7 @@ func (b *bencher) generatorVsTrafgen(ctx context.Context) GenCompare {
 		before, _ := r.received()
 		start := time.Now()
 		res, err := peer.RunTrafgen(ctx, l.Router, peer.TrafgenConfig{Iface: up.Name, SrcMAC: up.MAC, DstMAC: l.ClientSide.MAC,
-			Src: spec.Src, Dst: l.VIP, DstPort: 7, Flows: b.opt.Flows, CPU: b.opt.GenCPU, Duration: b.opt.Trial})
+			Src: r.tmpl.Spec().Src, Dst: l.VIP, DstPort: 7, Flows: b.opt.Flows, CPU: b.opt.GenCPU, Duration: b.opt.Trial})
 		if err != nil {
 			g.Error = "trafgen: " + err.Error()
 			break

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -139,25 +136,11 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 	if err := b.startDUT(ctx, r); err != nil {
 		return nil, fmt.Errorf("%s: %w", dut, err)
 	}
-	b.kernelDUT = dut == DUTXDPFwd || dut == DUTNFTables
-	if err := b.place(l); err != nil {
+	if err := b.place(l, dut == DUTXDPFwd || dut == DUTNFTables); err != nil {
 		return nil, fmt.Errorf("placement: %w", err)
 	}
-	up := l.Router.LinkOn(lab.SegmentUplink)
-	spec := pktgen.Spec{Kind: pktgen.UDP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.AddrPortFrom(l.VIP, 7),
-		Flows: b.opt.Flows, FrameSize: size}
-	copy(spec.SrcMAC[:], up.MAC)
-	copy(spec.DstMAC[:], l.ClientSide.MAC)
-	if r.tmpl, err = pktgen.NewTemplate(spec); err != nil {
+	if err := r.openGenerator(size); err != nil {
 		return nil, err
-	}
-	err = l.Router.Do(func() error {
-		var err error
-		r.q, err = openGenQueue(up.Name)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("generator queue: %w", err)
 	}
 	if err := teachBridge(l); err != nil {
 		return nil, err
@@ -171,9 +154,9 @@ func (b *bencher) newRig(ctx context.Context, dut string, size int) (*rig, error
 // softirq. A veth has NAPI only with an XDP program attached or GRO on:
 // call it once the DUT is up; a DUT without XDP (nftables, HAProxy) gets
 // GRO turned on (it merges nothing of the generator's UDP).
-func (b *bencher) place(l *lab.Lab) error {
+func (b *bencher) place(l *lab.Lab, kernelDUT bool) error {
 	var errs []error
-	if b.opt.BusyPoll && !b.kernelDUT {
+	if b.opt.BusyPoll && !kernelDUT {
 		for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
 			for _, kv := range [][2]string{{"napi_defer_hard_irqs", "2"}, {"gro_flush_timeout", "200000"}} {
 				if err := peer.WriteSysfs(l.Appliance, ln.Name, kv[0], kv[1]); err != nil {
@@ -187,7 +170,7 @@ func (b *bencher) place(l *lab.Lab) error {
 	}
 	// With busy polling the worker runs the NAPI itself (see
 	// Options.BusyPoll).
-	if b.opt.BusyPoll && !b.kernelDUT {
+	if b.opt.BusyPoll && !kernelDUT {
 		return errors.Join(errs...)
 	}
 	for _, ln := range []*lab.Link{l.ClientSide, l.ServerSide} {
@@ -339,7 +322,7 @@ func (b *bencher) startCulvert(ctx context.Context, l *lab.Lab, mode string) (fu
 	}
 	// Ready when the steering program is on the client side.
 	deadline := time.Now().Add(10 * time.Second)
-	for !xdpOn(l.Appliance, l.ClientSide.Name) {
+	for on, _ := l.Appliance.XDPAttached(l.ClientSide.Name); !on; on, _ = l.Appliance.XDPAttached(l.ClientSide.Name) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
 			out, _ := os.ReadFile(filepath.Join(dir, "culvert.log"))
@@ -348,21 +331,6 @@ func (b *bencher) startCulvert(ctx context.Context, l *lab.Lab, mode string) (fu
 		time.Sleep(50 * time.Millisecond)
 	}
 	return stop, nil
-}
-
-// xdpOn reports whether an XDP program is attached to ifname in h.
-func xdpOn(h *lab.Host, ifname string) bool {
-	on := false
-	h.Do(func() error {
-		ifc, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		out, err := exec.Command("ip", "-d", "link", "show", "dev", ifc.Name).Output()
-		on = err == nil && strings.Contains(string(out), "xdp")
-		return nil
-	})
-	return on
 }
 
 // attachSinks puts a counting sink on every backend.
@@ -400,10 +368,30 @@ func (r *rig) received() (uint64, error) {
 	return total, nil
 }
 
-// openGenQueue opens the generator's AF_XDP queue on ifname (queue 0),
-// in the calling thread's namespace.
-func openGenQueue(ifname string) (*nic.XDP, error) {
-	return nic.OpenXDP(nic.XDPConfig{Iface: ifname})
+// openGenerator builds the generator's template (UDP from the client's
+// address to the VIP's port 7, Options.Flows flows, size bytes) and opens
+// its AF_XDP queue on the router's uplink, toward the appliance's client
+// side.
+func (r *rig) openGenerator(size int) error {
+	l := r.lab
+	up := l.Router.LinkOn(lab.SegmentUplink)
+	spec := pktgen.Spec{Kind: pktgen.UDP, Src: netip.MustParseAddr("198.19.0.2"), Dst: netip.AddrPortFrom(l.VIP, 7),
+		Flows: r.b.opt.Flows, FrameSize: size}
+	copy(spec.SrcMAC[:], up.MAC)
+	copy(spec.DstMAC[:], l.ClientSide.MAC)
+	var err error
+	if r.tmpl, err = pktgen.NewTemplate(spec); err != nil {
+		return err
+	}
+	err = l.Router.Do(func() error {
+		var err error
+		r.q, err = nic.OpenXDP(nic.XDPConfig{Iface: up.Name})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("generator queue: %w", err)
+	}
+	return nil
 }
 
 // napiPriority is the SCHED_FIFO priority of the DUT's NAPI threads, that
@@ -412,11 +400,5 @@ const napiPriority = 50
 
 // setFIFO makes thread pid SCHED_FIFO at prio.
 func setFIFO(pid, prio int) error {
-	type schedParam struct{ prio int32 }
-	p := schedParam{int32(prio)}
-	_, _, errno := unix.Syscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(pid), uintptr(unix.SCHED_FIFO), uintptr(unsafe.Pointer(&p)))
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	return unix.SchedSetAttr(pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(prio)}, 0)
 }

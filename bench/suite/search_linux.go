@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -198,7 +197,6 @@ func (r *rig) latency(ctx context.Context, rate float64) *Latency {
 	for _, q := range qs {
 		lat.CDF = append(lat.CDF, [2]float64{us(h.Percentile(q)), q})
 	}
-	sort.Slice(lat.CDF, func(i, j int) bool { return lat.CDF[i][1] < lat.CDF[j][1] })
 	return lat
 }
 

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/culvert-lb/culvert/bench/lab"
 	"github.com/culvert-lb/culvert/internal/header"
 	pt "github.com/culvert-lb/culvert/internal/packettest"
@@ -248,15 +246,7 @@ func retarget(frame []byte, vip [4]byte) []byte {
 // xdpAttached reports whether ifname in h's namespace has an XDP program.
 func xdpAttached(t *testing.T, h *lab.Host, ifname string) bool {
 	t.Helper()
-	var on bool
-	err := h.Do(func() error {
-		l, err := netlink.LinkByName(ifname)
-		if err != nil {
-			return err
-		}
-		on = l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached
-		return nil
-	})
+	on, err := h.XDPAttached(ifname)
 	if err != nil {
 		t.Fatal(err)
 	}
