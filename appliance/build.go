@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -71,8 +72,8 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hash_key: %w", err)
 	}
-	nbk := cloneMap(b.backends)
-	nsk := cloneMap(b.services)
+	nbk := maps.Clone(b.backends)
+	nsk := maps.Clone(b.services)
 	nb, ns := b.nb, b.ns
 	c := &dataplane.Config{MAC: l.Self, Gateway: l.Gateway, MTU: s.MTU, MaglevSize: s.MaglevSize, HashKey: key, AnswerVIPs: true,
 		ClientLink: l.ClientLink}
@@ -178,14 +179,6 @@ func (b *Builder) Build(s *Spec, l Links) (*dataplane.Config, error) {
 	}
 	b.backends, b.services, b.nb, b.ns = nbk, nsk, nb, ns
 	return c, nil
-}
-
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	n := make(map[K]V, len(m))
-	for k, v := range m {
-		n[k] = v
-	}
-	return n
 }
 
 // groupLocals returns, for an HA pair with several VRRP groups, the

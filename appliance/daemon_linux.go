@@ -197,7 +197,7 @@ func Start(ctx context.Context, spec *Spec, log *slog.Logger) (*Daemon, error) {
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.checker.Run(ctx) }()
 	if spec.HA != nil {
-		if err := d.startHA(ctx, to); err != nil {
+		if err := d.startHA(ctx); err != nil {
 			return nil, fmt.Errorf("ha: %w", err)
 		}
 	}
@@ -320,6 +320,7 @@ func (d *Daemon) apply() error {
 	if err := d.dp.Apply(cfg); err != nil {
 		return err
 	}
+	d.trackServices()
 	return d.steer()
 }
 

@@ -55,14 +55,15 @@ type haState struct {
 	groups map[uint8][]netip.Addr
 	// owned is a copy of Daemon.owned for the sync goroutine.
 	owned atomic.Pointer[map[netip.Addr]bool]
-	to    conntrack.Timeouts
+	// refreshing is set while a refresh walk runs (one at a time).
+	refreshing atomic.Bool
 }
 
 // startHA builds and starts the VRRP router and the sync endpoint. The
 // daemon's workers are running; nothing is owned yet.
-func (d *Daemon) startHA(ctx context.Context, to conntrack.Timeouts) error {
+func (d *Daemon) startHA(ctx context.Context) error {
 	h := d.spec.HA
-	ha := &haState{groups: map[uint8][]netip.Addr{}, to: to}
+	ha := &haState{groups: map[uint8][]netip.Addr{}}
 	empty := map[netip.Addr]bool{}
 	ha.owned.Store(&empty)
 	d.ha = ha
@@ -85,7 +86,7 @@ func (d *Daemon) startHA(ctx context.Context, to conntrack.Timeouts) error {
 			gc.TrackInterfaces = append(gc.TrackInterfaces, vrrp.Track{Name: t.Name, Weight: uint8(t.Weight)})
 		}
 		for _, t := range g.TrackService {
-			gc.Track = append(gc.Track, vrrp.Track{Name: "service " + t.Name, Weight: uint8(t.Weight)})
+			gc.Track = append(gc.Track, vrrp.Track{Name: serviceTrack(t.Name), Weight: uint8(t.Weight)})
 		}
 		if h.Sync != nil && g.Priority > 1 {
 			gc.Track = append(gc.Track, vrrp.Track{Name: syncTrack, Weight: g.Priority - 1})
@@ -108,7 +109,6 @@ func (d *Daemon) startHA(ctx context.Context, to conntrack.Timeouts) error {
 			Peer:     h.Sync.Peer,
 			Importer: syncImporter{d},
 			Walk:     d.syncWalk(),
-			Backlog:  func() int { return d.dp.SyncStats().Backlog },
 			Log:      d.log,
 		})
 		if err != nil {
@@ -125,7 +125,6 @@ func (d *Daemon) startHA(ctx context.Context, to conntrack.Timeouts) error {
 		}()
 		go func() { defer d.wg.Done(); d.runSyncSender(ctx) }()
 		go func() { defer d.wg.Done(); d.runResyncGate(ctx) }()
-		ep.RequestBulk()
 	}
 	return r.Start()
 }
@@ -229,57 +228,61 @@ func (d *Daemon) runSyncSender(ctx context.Context) {
 		case <-tick.C:
 		}
 		owned := *d.ha.owned.Load()
-		// add queues r, sending a full batch; flush sends the rest.
-		add := func(r flowsync.Record) {
-			buf = append(buf, r)
-			if len(buf) == cap(buf) {
-				d.ha.sync.Send(buf)
-				buf = buf[:0]
-			}
-		}
-		flush := func() {
-			if len(buf) > 0 {
-				d.ha.sync.Send(buf)
-				buf = buf[:0]
-			}
-		}
 		d.dp.DrainSync(func(e *dataplane.SyncEvent) {
 			if len(owned) == 0 || !owned[netip.AddrFrom4(e.Flow.Orig.Dst)] {
 				return
 			}
-			if r, ok := d.syncRecord(&e.Flow, e.State, d.ha.timeout(&e.Flow, e.State), e.Remove); ok {
-				add(r)
+			r, ok := d.syncRecord(&e.Flow, e.State, d.dp.Table().Timeout(&e.Flow, e.State), e.Remove)
+			if ok {
+				if buf = append(buf, r); len(buf) == cap(buf) {
+					d.ha.sync.Send(buf)
+					buf = buf[:0]
+				}
 			}
 		})
-		flush()
-		if time.Now().After(next) {
+		if len(buf) > 0 {
+			d.ha.sync.Send(buf)
+			buf = buf[:0]
+		}
+		if time.Now().After(next) && len(owned) > 0 && d.ha.refreshing.CompareAndSwap(false, true) {
 			next = time.Now().Add(refresh)
-			if len(owned) > 0 {
-				for r := range d.syncWalk() {
-					if owned[r.Orig.Dst] {
-						add(r)
-					}
-				}
-				flush()
-			}
+			// The walk runs on its own goroutine, so the rings keep being
+			// drained meanwhile (Send is safe from any goroutine).
+			d.wg.Add(1)
+			go func() { defer d.wg.Done(); defer d.ha.refreshing.Store(false); d.refreshPeer(owned) }()
 		}
 	}
 }
 
-// timeout is the idle timeout of a flow just moved to st: the Remaining
-// of a change sent at once.
-func (h *haState) timeout(f *conntrack.Flow[conntrack.Key4], st conntrack.State) time.Duration {
-	if st == conntrack.StatePersist {
-		return time.Duration(f.PersistTimeout) * time.Second
+// refreshPeer resends every flow of the VIPs in owned, so that the
+// peer's timers of idle flows agree with ours.
+func (d *Daemon) refreshPeer(owned map[netip.Addr]bool) {
+	buf := make([]flowsync.Record, 0, 512)
+	for r := range d.syncWalkOf(func(vip [4]byte) bool { return owned[netip.AddrFrom4(vip)] }) {
+		if buf = append(buf, r); len(buf) == cap(buf) {
+			d.ha.sync.Send(buf)
+			buf = buf[:0]
+		}
 	}
-	return h.to.Of(st)
+	if len(buf) > 0 {
+		d.ha.sync.Send(buf)
+	}
 }
 
 // syncWalk yields every live flow of the table as a Record, for bulk
-// transfers and the refresh.
+// transfers.
 func (d *Daemon) syncWalk() iter.Seq[flowsync.Record] {
+	return d.syncWalkOf(func([4]byte) bool { return true })
+}
+
+// syncWalkOf yields the live flows whose original destination (the VIP)
+// keep accepts, as Records.
+func (d *Daemon) syncWalkOf(keep func(vip [4]byte) bool) iter.Seq[flowsync.Record] {
 	return func(yield func(flowsync.Record) bool) {
 		d.dp.Table().Range(func(r conntrack.Record[conntrack.Key4]) bool {
+			if !keep(r.Flow.Orig.Dst) {
+				return true
+			}
 			rec, ok := d.syncRecord(&r.Flow, r.State, r.Remaining, false)
 			if !ok {
 				return true

@@ -257,3 +257,17 @@ func (s *Spec) GroupLocals(i int) []netip.Addr {
 	}
 	return s.LocalAddrs
 }
+
+// sameGroupAddrs reports whether every VRRP group owns the same VIPs and
+// local addresses under a and b.
+func sameGroupAddrs(a, b *Spec) bool {
+	if a.HA == nil || b.HA == nil {
+		return a.HA == b.HA
+	}
+	for i := range a.HA.Groups {
+		if !slices.Equal(a.GroupVIPs(i), b.GroupVIPs(i)) || !slices.Equal(a.GroupLocals(i), b.GroupLocals(i)) {
+			return false
+		}
+	}
+	return true
+}

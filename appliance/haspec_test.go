@@ -94,3 +94,27 @@ func TestParseHAErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSameGroupAddrs: a lone group without lists owns every VIP and local
+// address, so adding a service on a new VIP changes its addresses (which a
+// reload must refuse: they are fixed at start).
+func TestSameGroupAddrs(t *testing.T) {
+	a, err := Parse("ha.yaml", []byte(haYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	if !sameGroupAddrs(a, &b) {
+		t.Error("a spec differs from its copy")
+	}
+	b.Services = append(append([]ServiceSpec(nil), a.Services...), a.Services[0])
+	b.Services[1].VIP = netip.MustParseAddr("198.18.1.9")
+	if sameGroupAddrs(a, &b) {
+		t.Error("a new VIP went unnoticed")
+	}
+	c := *a
+	c.LocalAddrs = append(append([]netip.Addr(nil), a.LocalAddrs...), netip.MustParseAddr("198.18.2.9"))
+	if sameGroupAddrs(a, &c) {
+		t.Error("a new local address went unnoticed")
+	}
+}

@@ -80,12 +80,15 @@ func (d *Daemon) healthChanged(t health.Target, from, to health.State) {
 		return
 	}
 	d.log.Info("backend health", "backend", t.Addr, "from", from, "to", to, "new_flows", !d.down[t.Addr])
-	d.trackServices()
 }
+
+// serviceTrack names the VRRP tracked condition of service name.
+func serviceTrack(name string) string { return "service " + name }
 
 // trackServices reports to VRRP, for each service a group tracks,
 // whether any of its backends is still up (keepalived's track_script on
-// the pool). Called under applyMu.
+// the pool). Called under applyMu, by apply: after every change of
+// health or configuration.
 func (d *Daemon) trackServices() {
 	if d.ha == nil || d.ha.router == nil {
 		return
@@ -102,7 +105,7 @@ func (d *Daemon) trackServices() {
 					up = up || !d.down[netip.AddrPortFrom(sv.Backends[j].Address, backendPort(sv, &sv.Backends[j]))]
 				}
 			}
-			d.ha.router.SetTracked("service "+t.Name, up)
+			d.ha.router.SetTracked(serviceTrack(t.Name), up)
 		}
 	}
 }

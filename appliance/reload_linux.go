@@ -55,8 +55,10 @@ func (d *Daemon) reload(spec *Spec) error {
 	if spec.ControlSocket != old.ControlSocket || spec.MetricsListen != old.MetricsListen {
 		fixed = append(fixed, "control_socket/metrics_listen")
 	}
-	if ha, oldHA := fileHAOrNil(spec.HA), fileHAOrNil(old.HA); !reflect.DeepEqual(ha, oldHA) {
-		fixed = append(fixed, "ha")
+	if ha, oldHA := fileHAOrNil(spec.HA), fileHAOrNil(old.HA); !reflect.DeepEqual(ha, oldHA) || !sameGroupAddrs(spec, old) {
+		// The VRRP groups and the addresses they own (a lone group's are
+		// every VIP and local address) are fixed at start.
+		fixed = append(fixed, "ha (or the VIPs and local addresses of its groups)")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("reload refused: %v cannot change while running (restart culvert to change them); the running configuration stays", fixed)

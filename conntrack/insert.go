@@ -52,6 +52,13 @@ func (t *Table[K]) checkFlow(f *Flow[K], st State) (State, bool) {
 	return st, true
 }
 
+// Timeout returns the idle timeout of flow f in state st: the table's
+// timeout for the state, or f's PersistTimeout for StatePersist. HA sync
+// sends it as the Remaining of a flow that just changed state.
+func (t *Table[K]) Timeout(f *Flow[K], st State) time.Duration {
+	return time.Duration(t.timeout(f, st))
+}
+
 // timeout returns the timeout of state st for flow f, in nanoseconds.
 func (t *Table[K]) timeout(f *Flow[K], st State) int64 {
 	if st == StatePersist {

@@ -214,15 +214,17 @@ func TestExpire(t *testing.T) {
 	r.End()
 }
 
-func TestTimeoutsOf(t *testing.T) {
-	to := Timeouts{Established: time.Hour}
-	if got := to.Of(StateEstablished); got != time.Hour {
+func TestTableTimeout(t *testing.T) {
+	tb := newTable[Key4](t, Config{MaxFlows: 10, Timeouts: Timeouts{Established: time.Hour}})
+	f := natFlow4(1, 6)
+	if got := tb.Timeout(&f, StateEstablished); got != time.Hour {
 		t.Errorf("Established: %v", got)
 	}
-	if got, want := to.Of(StateUDP), DefaultTimeouts().UDP; got != want {
+	if got, want := tb.Timeout(&f, StateUDP), DefaultTimeouts().UDP; got != want {
 		t.Errorf("UDP: %v, want the default %v", got, want)
 	}
-	if to.Of(StatePersist) != 0 || to.Of(StateNone) != 0 || to.Of(State(200)) != 0 {
-		t.Error("Persist, None and out-of-range states have no table timeout")
+	p := Flow[Key4]{Orig: key4(2, ProtoPersist), PersistTimeout: 600}
+	if got := tb.Timeout(&p, StatePersist); got != 600*time.Second {
+		t.Errorf("Persist: %v, want the flow's own 600s", got)
 	}
 }

@@ -131,16 +131,6 @@ func (to Timeouts) byState() [numStates]time.Duration {
 	return a
 }
 
-// Of returns the idle timeout of a flow in state st (zero fields
-// defaulted), or 0 for StatePersist, whose timeout is per flow
-// (Flow.PersistTimeout), and for StateNone.
-func (to Timeouts) Of(st State) time.Duration {
-	if st >= numStates {
-		return 0
-	}
-	return to.byState()[st]
-}
-
 // Per-flow TCP bits kept in the state word next to the state: which sides
 // have sent a FIN, so that FinWait moves to TimeWait only on the second
 // side's FIN.

@@ -81,9 +81,6 @@ type Config struct {
 	// Endpoint's bulk goroutine, concurrently with Importer, and must stop
 	// when yield returns false.
 	Walk iter.Seq[Record]
-	// Backlog, when set, reports the changes queued for Send and not yet
-	// given to it; Stats includes it.
-	Backlog func() int
 	// Log receives transitions (peer restarts, resyncs, send failures),
 	// never individual messages; nil discards. Scoped With("component",
 	// "flowsync").

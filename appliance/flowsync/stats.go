@@ -91,9 +91,6 @@ type Snapshot struct {
 	LastReceived time.Time     // of the last accepted message; zero if none
 	Lag          time.Duration // since LastReceived, at the Snapshot; zero if none
 
-	// Backlog is Config.Backlog's answer (the dataplane's queued
-	// changes); zero without it.
-	Backlog int
 }
 
 // Stats returns a Snapshot. Safe from any goroutine; it allocates
@@ -136,9 +133,6 @@ func (e *Endpoint) Stats() Snapshot {
 	if ns := c.lastRecv.Load(); ns != 0 {
 		s.LastReceived = time.Unix(0, ns)
 		s.Lag = time.Since(s.LastReceived)
-	}
-	if e.cfg.Backlog != nil {
-		s.Backlog = e.cfg.Backlog()
 	}
 	return s
 }
