@@ -675,12 +675,19 @@ func TestLabHATrackService(t *testing.T) {
 	// second and B takes over.
 	p.waitState(p.b, vrrp.Master, 5*time.Second)
 	p.waitState(p.a, vrrp.Backup, 2*time.Second)
+	// A, now backup, may hold its priority at 1 until its resync from B
+	// completes: wait for that to settle.
 	var v VRRPView
-	if err := p.show(p.a, "vrrp", &v); err != nil {
-		t.Fatal(err)
-	}
-	if g := v.Groups[0]; g.EffectivePriority != 50 || len(g.Down) == 0 {
-		t.Errorf("A's group: %+v, want priority 50 with the service down", g)
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := p.show(p.a, "vrrp", &v); err != nil {
+			t.Fatal(err)
+		}
+		if g := v.Groups[0]; g.EffectivePriority == 50 && len(g.Down) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A's group: %+v, want priority 50 with the service down", v.Groups[0])
+		}
 	}
 	// The web service still answers, now through B.
 	if _, err := p.run.get(context.Background(), "/"); err != nil {
