@@ -388,6 +388,33 @@ func TestPersistence(t *testing.T) {
 	}
 }
 
+// TestPersistenceAfterDrain: when a client's sticky backend drains, its
+// next flows stick to one new backend (the old template is replaced, not
+// kept alive by every new flow).
+func TestPersistenceAfterDrain(t *testing.T) {
+	cfg := labConfig(ModeDSR, header.ProtoTCP)
+	cfg.Services[0].Persistence = 30 * time.Second
+	l := newLab(t, cfg, Options{})
+	old := backendOf(t, l.one(pt.TCP4(clientEP(1000), vipEP(), pt.FlagSYN, nil)))
+	drained := *cfg
+	drained.Backends = append([]Backend(nil), cfg.Backends...)
+	drained.Backends[old].Weight = 0
+	if err := l.dp.Apply(&drained); err != nil {
+		t.Fatal(err)
+	}
+	exists := l.dp.Table().Stats().Exists
+	seen := map[int]bool{}
+	for p := uint16(1001); p < 1041; p++ {
+		seen[backendOf(t, l.one(pt.TCP4(clientEP(p), vipEP(), pt.FlagSYN, nil)))] = true
+	}
+	if len(seen) != 1 || seen[old] {
+		t.Errorf("after draining backend %d the client's flows went to %v, want one other backend", old, seen)
+	}
+	if n := l.dp.Table().Stats().Exists - exists; n != 0 {
+		t.Errorf("%d inserts found the stale template", n)
+	}
+}
+
 func TestDrainAndRemovedBackend(t *testing.T) {
 	cfg := labConfig(ModeNAT, header.ProtoTCP)
 	l := newLab(t, cfg, Options{})

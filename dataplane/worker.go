@@ -534,8 +534,11 @@ func (w *Worker) pick(id uint32, st *svcState, k *conntrack.Key4, now int64) (ui
 		tk = conntrack.Key4{Src: k.Src, Dst: k.Dst, DstPort: k.DstPort, Proto: conntrack.ProtoPersist}
 		if ref := w.d.ct.Lookup(&tk); ref.E != nil {
 			b := ref.E.Flow().Backend
-			if _, alive := w.d.ct.Track(ref.E, conntrack.DirOriginal, 0, conntrack.Time(now)); alive &&
-				st.member[b] && !w.cfg.cfg.Backends[b].Removed && w.cfg.cfg.Backends[b].Weight > 0 {
+			if !st.member[b] || w.cfg.cfg.Backends[b].Removed || w.cfg.cfg.Backends[b].Weight == 0 {
+				// The client's backend left, or drains: end the template,
+				// so that the Insert below sticks the client to a new one.
+				w.d.ct.Expire(ref.E)
+			} else if _, alive := w.d.ct.Track(ref.E, conntrack.DirOriginal, 0, conntrack.Time(now)); alive {
 				return b, true
 			}
 		}
