@@ -1,8 +1,6 @@
 package dataplane
 
 import (
-	"errors"
-
 	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane/sched"
 	"github.com/culvert-lb/culvert/internal/header"
@@ -495,14 +493,7 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 	}
 	e, err := w.d.ct.Insert(&f, state, conntrack.Time(now))
 	if err != nil {
-		if errors.Is(err, conntrack.ErrExists) && e != nil && e.Flow().Orig == *k {
-			// Another worker created this flow first: use theirs.
-			if pool != nil {
-				pool.Unget(port)
-			}
-			return w.forward(i, e.Flow(), conntrack.DirOriginal)
-		}
-		if errors.Is(err, conntrack.ErrExists) {
+		if err == conntrack.ErrReplyExists {
 			// The reply tuple is taken by a flow this pool did not
 			// place (one imported from an HA peer): keep the port out
 			// of use; that flow's expiry releases it.
@@ -510,6 +501,14 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 		}
 		if pool != nil {
 			pool.Unget(port)
+		}
+		switch {
+		case err == conntrack.ErrExists && e != nil && e.Flow().Orig == *k:
+			// Another worker created this flow first: use theirs.
+			return w.forward(i, e.Flow(), conntrack.DirOriginal)
+		case err == conntrack.ErrExists:
+			// The tuple is another flow's reply tuple.
+			return VerdictDrop, DropPortInUse, PassNone
 		}
 		return VerdictDrop, DropTableFull, PassNone
 	}
