@@ -6,8 +6,6 @@ import "sync/atomic"
 const (
 	cRX = iota
 	cTX
-	cPass
-	cDrop
 	cRXBytes
 	cTXBytes
 	cNewFlows
@@ -51,8 +49,6 @@ func (c *counters) snapshot() Stats {
 	var s Stats
 	s.RX = c.v[cRX].Load()
 	s.TX = c.v[cTX].Load()
-	s.Pass = c.v[cPass].Load()
-	s.Drop = c.v[cDrop].Load()
 	s.RXBytes = c.v[cRXBytes].Load()
 	s.TXBytes = c.v[cTXBytes].Load()
 	s.NewFlows = c.v[cNewFlows].Load()
@@ -62,11 +58,15 @@ func (c *counters) snapshot() Stats {
 	s.FragNeeded = c.v[cFragNeeded].Load()
 	s.WaitErrors = c.v[cWaitErrors].Load()
 	s.CrossLink = c.v[cCrossLink].Load()
+	// Drop and Pass are the sums of their reasons, summed here rather
+	// than counted twice per frame.
 	for i := range s.Drops {
 		s.Drops[i] = c.v[cDropBase+i].Load()
+		s.Drop += s.Drops[i]
 	}
 	for i := range s.Passes {
 		s.Passes[i] = c.v[cPassBase+i].Load()
+		s.Pass += s.Passes[i]
 	}
 	return s
 }

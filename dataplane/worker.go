@@ -138,7 +138,6 @@ func (w *Worker) batch(in uint8, n int, now int64) {
 				l.tx[l.ntx] = w.rx[i]
 				l.tags[l.ntx] = w.tag[i]
 				l.ntx++
-				w.acc[cTXBytes] += uint64(w.rx[i].Len)
 			} else {
 				w.cross[ncross] = uint8(i)
 				ncross++
@@ -150,7 +149,6 @@ func (w *Worker) batch(in uint8, n int, now int64) {
 		default:
 			w.drop[ndrop] = w.rx[i]
 			w.acc[cDropBase+int(why)]++
-			w.acc[cDrop]++
 			ndrop++
 		}
 	}
@@ -166,7 +164,6 @@ func (w *Worker) batch(in uint8, n int, now int64) {
 		w.q.Release(w.drop[:ndrop])
 	}
 	w.acc[cRX] += uint64(n)
-	w.acc[cPass] += uint64(npass)
 }
 
 // crossLink copies the batch's frames listed in w.cross into chunks
@@ -201,7 +198,6 @@ func (w *Worker) crossLink(ncross, ndrop int) int {
 			ndrop++
 			if used == got || uint64(src.Len) > el.chunk {
 				w.acc[cDropBase+int(DropNoTXFrame)]++
-				w.acc[cDrop]++
 				continue
 			}
 			dst := w.alloc[used]
@@ -217,7 +213,6 @@ func (w *Worker) crossLink(ncross, ndrop int) int {
 			el.tx[el.ntx] = dst
 			el.tags[el.ntx] = w.tag[i]
 			el.ntx++
-			w.acc[cTXBytes] += uint64(dst.Len)
 			w.acc[cCrossLink]++
 		}
 		if used < got {
@@ -240,15 +235,12 @@ func (w *Worker) flush() {
 		l.ntx = 0
 		sent := l.q.Transmit(l.tx[:ntx])
 		if sent < ntx {
-			for _, d := range l.tx[sent:ntx] {
-				w.acc[cTXBytes] -= uint64(d.Len)
-			}
 			w.acc[cDropBase+int(DropTXFull)] += uint64(ntx - sent)
-			w.acc[cDrop] += uint64(ntx - sent)
 			l.q.Release(l.tx[sent:ntx])
 		}
 		w.acc[cTX] += uint64(sent)
 		for j, t := range l.tags[:sent] {
+			w.acc[cTXBytes] += uint64(l.tx[j].Len)
 			if t.svc != noTag {
 				w.countTX(t, l.tx[j].Len)
 			}
