@@ -85,9 +85,6 @@ type XDP struct {
 	umem  []byte
 	rings [numRings][]byte // mappings of fill, comp, rx, tx
 
-	pfd [1]unix.PollFd // Wait's poll argument, kept here so Wait does not allocate
-	ts  unix.Timespec
-
 	mu sync.Mutex // guards fd (in sys) between Stats and Close
 }
 
@@ -335,39 +332,11 @@ func (x *XDP) Alloc(d []Desc) int { return x.port.Alloc(d) }
 // mode the kernel receives without help and poll also drives pending
 // transmissions. It allocates nothing.
 func (x *XDP) Wait(timeout time.Duration) error {
-	if x.sys.fd < 0 {
-		return net.ErrClosed
+	err := WaitAny(timeout, x)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("xdp %s queue %d: %w", x.cfg.Iface, x.cfg.QueueID, err)
 	}
-	if x.port.pollReady() {
-		return nil
-	}
-	x.c.waits.Add(1)
-	var deadline time.Time
-	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
-	}
-	for {
-		x.pfd[0] = unix.PollFd{Fd: int32(x.sys.fd), Events: unix.POLLIN}
-		ts := &x.ts
-		if timeout < 0 {
-			ts = nil
-		} else {
-			x.ts = unix.NsecToTimespec(int64(timeout))
-		}
-		_, err := unix.Ppoll(x.pfd[:], ts, nil)
-		if err == unix.EINTR {
-			if timeout > 0 {
-				if timeout = time.Until(deadline); timeout <= 0 {
-					return nil
-				}
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("xdp %s queue %d: poll: %w", x.cfg.Iface, x.cfg.QueueID, err)
-		}
-		return nil
-	}
+	return err
 }
 
 // MaxWaitAny is the most queues WaitAny sleeps on at once.
