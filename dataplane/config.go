@@ -222,8 +222,10 @@ func (c *Config) Validate() error {
 	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 9216) {
 		add("mtu: %d is outside 576..9216", c.MTU)
 	}
-	if c.MaglevSize != 0 && !isPrime(c.MaglevSize) {
-		add("maglev size: %d is not prime", c.MaglevSize)
+	if c.MaglevSize != 0 {
+		if err := sched.CheckMaglevSize(c.MaglevSize); err != nil {
+			add("maglev size: %d is not prime, or above %d", c.MaglevSize, sched.MaxMaglevSize)
+		}
 	}
 	nlinks := MaxLinks // without Links, Apply checks against Options.Links
 	if len(c.Links) > 0 {
@@ -304,18 +306,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func isPrime(n int) bool {
-	if n < 2 {
-		return false
-	}
-	for d := 2; d*d <= n; d++ {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 type ip4 [4]byte

@@ -62,8 +62,8 @@ func NewMaglev(key HashKey, size int, pool []Backend) (*Maglev, error) {
 		size = DefaultMaglevSize
 	}
 	var errs []error
-	if size < 2 || size > MaxMaglevSize || !isPrime(size) {
-		errs = append(errs, fmt.Errorf("maglev size %d: %w: want a prime in [2, %d]", size, ErrSize, MaxMaglevSize))
+	if err := CheckMaglevSize(size); err != nil {
+		errs = append(errs, err)
 	}
 	if err := validatePool(pool); err != nil {
 		errs = append(errs, err)
@@ -269,6 +269,15 @@ func siftDown(h []uint64, i int) {
 		h[i], h[c] = h[c], h[i]
 		i = c
 	}
+}
+
+// CheckMaglevSize reports, wrapping ErrSize, a table size that is not a
+// prime in [2, MaxMaglevSize].
+func CheckMaglevSize(size int) error {
+	if size < 2 || size > MaxMaglevSize || !isPrime(size) {
+		return fmt.Errorf("maglev size %d: %w: want a prime in [2, %d]", size, ErrSize, MaxMaglevSize)
+	}
+	return nil
 }
 
 // isPrime reports whether n is prime, by trial division (n <= MaxMaglevSize,
