@@ -584,18 +584,11 @@ func (w *Worker) icmpError(i int, ref conntrack.Ref[conntrack.Key4]) (Verdict, D
 	w.acc[cICMPErrors]++
 	if !f.HasReply {
 		// dsr/ipip: the backend sent the quoted packet as the VIP; give it
-		// the error as is.
-		if int(f.Service) >= len(c.svcs) || !c.svcs[f.Service].live {
-			return VerdictDrop, DropNoService, PassNone
-		}
-		if be.MAC == (header.MAC{}) {
-			return VerdictDrop, DropNoNeighbor, PassNone
-		}
-		if c.svcs[f.Service].svc.Mode == ModeIPIP {
-			return w.encap(i, be)
-		}
-		nat.SetMACs(header.Ethernet(frame), w.toBackend(i, be), be.MAC)
-		return VerdictTX, DropNone, PassNone
+		// the error as is, as the flow's own packets go. It is not the
+		// flow's traffic in the per-service counts.
+		v, why, pass := w.forward(i, f, conntrack.DirOriginal)
+		w.tag[i].svc = noTag
+		return v, why, pass
 	}
 	if ip.TTL() <= 1 {
 		return VerdictDrop, DropTTLExceeded, PassNone
