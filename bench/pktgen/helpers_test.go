@@ -166,3 +166,12 @@ func (f *fakeClock) sleep(d time.Duration) {
 	f.sleeps++
 	f.c.Advance(d + f.oversleep)
 }
+
+// ipip wraps frame f's IP packet in an outer IPv4 header of protocol
+// proto (RFC 2003 with 4), then cuts cut bytes off the end.
+func ipip(f []byte, proto byte, cut int) []byte {
+	outer := []byte{0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 198, 18, 2, 100, 198, 18, 0, 11}
+	binary.BigEndian.PutUint16(outer[2:], uint16(len(f)-header.EthernetMinimumSize+len(outer)))
+	out := append(append(append([]byte(nil), f[:header.EthernetMinimumSize]...), outer...), f[header.EthernetMinimumSize:]...)
+	return out[:len(out)-cut]
+}

@@ -22,7 +22,7 @@ import (
 // With Encap the frame must be IPv4 in IPv4 (RFC 2003: an outer header of
 // 20 bytes, protocol 4, not a fragment), and the rest applies to the
 // inner header: what an ipip load balancer sends its backends. A Receiver
-// does not read probes inside an encapsulation: use Encap with an XDPSink.
+// reads the probe inside.
 //
 // A Match is a comparable value; the zero value matches nothing valid
 // (Validate rejects it).

@@ -272,19 +272,34 @@ func (c *rxCore) stats() RxStats {
 
 // probeOf finds the probe in an Ethernet frame: IPv4 (any header length,
 // not a fragment), UDP or TCP, the payload as the IP total length and the
-// UDP length or TCP data offset bound it. It allocates nothing.
+// UDP length or TCP data offset bound it. An IPv4-in-IPv4 frame (RFC 2003,
+// what an ipip balancer sends its backends) is read inside its one outer
+// header. It allocates nothing.
 func probeOf(b []byte) (Probe, bool) {
 	if len(b) < header.EthernetMinimumSize+header.IPv4MinimumSize ||
 		binary.BigEndian.Uint16(b[12:]) != header.EtherTypeIPv4 {
 		return Probe{}, false
 	}
-	ip := header.IPv4(b[header.EthernetMinimumSize:])
+	return probeOfIP(b[header.EthernetMinimumSize:], true)
+}
+
+// probeOfIP is probeOf from the IPv4 header on; with encap, one level of
+// IPv4 in IPv4 is looked into.
+func probeOfIP(b []byte, encap bool) (Probe, bool) {
+	ip := header.IPv4(b)
+	if len(ip) < header.IPv4MinimumSize {
+		return Probe{}, false
+	}
 	hl, tl := ip.HeaderLen(), int(ip.TotalLen())
 	if ip.Version() != 4 || hl < header.IPv4MinimumSize || tl < hl || tl > len(ip) || ip.IsFragment() {
 		return Probe{}, false
 	}
 	l4 := ip[hl:tl]
 	switch ip.Protocol() {
+	case header.ProtoIPIP:
+		if encap {
+			return probeOfIP(l4, false)
+		}
 	case header.ProtoUDP:
 		if len(l4) < header.UDPMinimumSize {
 			return Probe{}, false

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/culvert-lb/culvert/internal/header"
 	"github.com/culvert-lb/culvert/internal/packettest"
 	"github.com/culvert-lb/culvert/nic"
 )
@@ -168,6 +169,12 @@ func TestRxFrames(t *testing.T) {
 		{"ip total length beyond the frame", func() []byte { f := udp.Frame(); f[offIP+2] = 0xff; return f }(), false},
 		{"tcp data offset beyond the segment", func() []byte { f := tcpFull.Frame(); f[offL4+12] = 0xf0; return f }(), false},
 		{"empty", nil, false},
+		{"ipip udp", ipip(good, header.ProtoIPIP, 0), true},
+		{"ipip tcp with a probe", ipip(tcpFull.Frame(), header.ProtoIPIP, 0), true},
+		{"ipip in ipip", ipip(ipip(good, header.ProtoIPIP, 0), header.ProtoIPIP, 0), false},
+		{"ipip cut in the inner probe", ipip(good[:udp.pay+10], header.ProtoIPIP, 0), false},
+		{"ipip, outer total length beyond the frame", ipip(good, header.ProtoIPIP, 4), false},
+		{"udp in an outer header of protocol 17", ipip(good, header.ProtoUDP, 0), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c rxCore

@@ -26,12 +26,6 @@ func TestProgVerdicts(t *testing.T) {
 		return packettest.Endpoint{MAC: mac, Addr: netip.MustParseAddrPort(a)}
 	}
 	from, to := ep(testSrcMAC, "198.19.0.2:1024"), ep(testDstMAC, "198.18.1.1:7")
-	// ipip wraps a frame's IP packet in an outer IPv4 header (RFC 2003).
-	ipip := func(f []byte, proto byte, cut int) []byte {
-		outer := []byte{0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 198, 18, 2, 100, 198, 18, 0, 11}
-		out := append(append(append([]byte(nil), f[:14]...), outer...), f[14:]...)
-		return out[:len(out)-cut]
-	}
 	frames := []struct {
 		name  string
 		frame []byte

@@ -142,10 +142,6 @@ func (r *rig) search(ctx context.Context, t *Throughput) error {
 // latency for a trial at rate.
 func (r *rig) latency(ctx context.Context, rate float64) *Latency {
 	lat := &Latency{LoadPPS: rate}
-	if r.sinkMatch().Encap {
-		lat.Error = "not measured: the receiver does not read probes inside IP-in-IP"
-		return lat
-	}
 	for _, s := range r.sinks {
 		s.Close()
 	}
