@@ -27,12 +27,21 @@ func TestNoAllocs(t *testing.T) {
 		stream[i] = s.update(rs)
 	}
 	next := 0
+	// Every other message lost: each arrival leaves a gap behind it.
+	gapped := make([][]byte, runs+2)
+	for i := range gapped {
+		s.update(rs)
+		gapped[i] = s.update(rs)
+	}
+	nextGap := 0
 
 	imp := &countImporter{}
 	c := fastConfig(self)
 	c.Importer = imp
 	e := newEndpoint(t, c) // peer is the placeholder: writes go nowhere
 	full := recs(e.maxLive)
+	e.Send(full) // sequence 1, kept for a Nack
+	nackBody := appendNack(nil, 0, []nackRange{{1, 1}})[nackPrefixSize:]
 
 	tests := []struct {
 		name string
@@ -51,6 +60,8 @@ func TestNoAllocs(t *testing.T) {
 		{"Endpoint.Send", func() { e.Send(full) }}, // one full message: sealed and written
 		{"Endpoint.Send partial and Flush", func() { e.Send(rs[:3]); e.Flush() }},
 		{"Endpoint.receive", func() { e.receive(stream[next], time.Now()); next++ }},
+		{"Endpoint.receive after a gap (a Nack goes out)", func() { e.receive(gapped[nextGap], time.Now()); nextGap++ }},
+		{"Endpoint.resend", func() { e.resend(e.seal.epoch, nackBody) }},
 		{"Endpoint.Stats", func() { _ = e.Stats() }},
 	}
 	for _, tt := range tests {
@@ -60,7 +71,8 @@ func TestNoAllocs(t *testing.T) {
 			}
 		})
 	}
-	if st := e.Stats(); st.SendErrors != 0 || st.MessagesSent < 2*runs || st.Imported != uint64(len(rs)*(runs+1)) {
+	if st := e.Stats(); st.SendErrors != 0 || st.MessagesSent < 2*runs || st.Imported != uint64(len(rs)*2*(runs+1)) ||
+		st.NacksSent != runs+1 || st.Resent != runs+1 {
 		t.Fatalf("the measured calls did not do their work: %+v", st)
 	}
 }

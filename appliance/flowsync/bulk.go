@@ -67,7 +67,7 @@ func (e *Endpoint) restartLocked(why string) {
 
 func (e *Endpoint) startRequestLocked(now time.Time) {
 	e.req++
-	e.reqActive = true
+	e.reqActive, e.endPending = true, false
 	e.reqStart, e.reqSent = now, now
 	e.reqFirst, e.reqRecords = 0, 0
 	e.setSyncedLocked(false)
@@ -119,20 +119,49 @@ func (e *Endpoint) bulkEnded(seq uint64, id uint32, first, records uint64, now t
 	if !e.reqActive || id != e.req {
 		return // an earlier request's, or a repeat of ours
 	}
-	switch {
-	case e.reqFirst != 0 && e.reqFirst != first:
+	if e.reqFirst != 0 && e.reqFirst != first {
 		e.restartLocked("the peer restarted the transfer")
-	case !e.open.win.complete(first, seq):
-		e.restartLocked("messages lost")
-	case e.reqRecords != records:
+		return
+	}
+	e.reqFirst = first
+	if !e.endPending {
+		e.endSince, e.endSeq = now, 0
+	}
+	e.endPending, e.endSeq, e.endRecords = true, max(e.endSeq, seq), records
+	e.judgeEndLocked(now)
+}
+
+// recheckBulkEnd judges a pending BulkEnd again: a message that was
+// missing arrived late. Receive goroutine.
+func (e *Endpoint) recheckBulkEnd(now time.Time) {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	if e.reqActive && e.endPending {
+		e.judgeEndLocked(now)
+	}
+}
+
+// judgeEndLocked completes the transfer whose BulkEnd arrived when every
+// message from its first to the BulkEnd is in and the record count
+// agrees. While messages are missing but may still come (asked for again
+// with a Nack), it waits, for up to BulkRetry; a message lost for good
+// or a count that differs starts a new request.
+func (e *Endpoint) judgeEndLocked(now time.Time) {
+	w := &e.open.win
+	switch {
+	case !w.complete(e.reqFirst, e.endSeq):
+		if w.lost >= e.reqFirst || e.reqFirst < w.base || now.Sub(e.endSince) >= e.cfg.BulkRetry {
+			e.restartLocked("messages lost")
+		}
+	case e.reqRecords != e.endRecords:
 		e.restartLocked("record count differs")
 	default:
-		e.reqActive = false
+		e.reqActive, e.endPending = false, false
 		d := now.Sub(e.reqStart)
 		e.stats.lastBulkDuration.Store(int64(d))
-		e.stats.lastBulkRecords.Store(records)
+		e.stats.lastBulkRecords.Store(e.endRecords)
 		e.setSyncedLocked(true)
-		e.log.Info("bulk resync complete", "request", id, "records", records, "duration", d)
+		e.log.Info("bulk resync complete", "request", e.req, "records", e.endRecords, "duration", d)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,25 @@ func newStepper(t *testing.T, walk func(yield func(Record) bool)) *stepper {
 
 func (s *stepper) deliver(b []byte) { s.e.receive(b, time.Now()) }
 
+// deliverLater delivers b as if it arrived d from now.
+func (s *stepper) deliverLater(b []byte, d time.Duration) { s.e.receive(b, time.Now().Add(d)) }
+
+// nacked returns the ranges of the Nacks sent so far, as first:n pairs,
+// and checks they are of the peer's epoch.
+func (s *stepper) nacked() [][2]uint64 {
+	var out [][2]uint64
+	for _, b := range s.sentOf(TypeNack) {
+		body := b[HeaderSize : len(b)-MACSize]
+		if ep := binary.BigEndian.Uint64(body[bNackEpoch:]); ep != s.peer.epoch {
+			s.t.Fatalf("Nack of epoch %d, the peer's is %d", ep, s.peer.epoch)
+		}
+		for r := body[nackPrefixSize:]; len(r) > 0; r = r[nackRangeSize:] {
+			out = append(out, [2]uint64{binary.BigEndian.Uint64(r[rFirst:]), uint64(binary.BigEndian.Uint32(r[rNumber:]))})
+		}
+	}
+	return out
+}
+
 // sentOf returns the messages of type ty sent so far.
 func (s *stepper) sentOf(ty Type) [][]byte {
 	s.mu.Lock()
@@ -65,16 +85,25 @@ func (s *stepper) request() (uint32, int) {
 // peer's next sequence number, leaving out the messages skip says, and
 // returns the sequence number it began at.
 func (s *stepper) transfer(id uint32, rs []Record, skip func(seq uint64) bool) uint64 {
+	first, _ := s.transferKeep(id, rs, skip)
+	return first
+}
+
+// transferKeep is transfer that also returns the messages left out.
+func (s *stepper) transferKeep(id uint32, rs []Record, skip func(seq uint64) bool) (uint64, [][]byte) {
 	first := s.peer.seq + 1
+	var skipped [][]byte
 	for len(rs) > 0 {
 		k := min(len(rs), 8)
 		b := s.peer.bulkUpdate(id, first, rs[:k])
 		if skip == nil || !skip(s.peer.seq) {
 			s.deliver(b)
+		} else {
+			skipped = append(skipped, b)
 		}
 		rs = rs[k:]
 	}
-	return first
+	return first, skipped
 }
 
 func TestSyncStepByStep(t *testing.T) {
@@ -121,14 +150,19 @@ func TestSyncIncomplete(t *testing.T) {
 			first := s.transfer(id, recs(24), nil)
 			s.deliver(s.peer.bulkEnd(id, first, 25))
 		}},
-		{"message missing", func(s *stepper, id uint32) {
+		{"message missing, not sent again", func(s *stepper, id uint32) {
 			first := s.transfer(id, recs(24), func(seq uint64) bool { return seq == 3 })
 			s.deliver(s.peer.bulkEnd(id, first, 24))
+			if _, n := s.request(); n != 1 {
+				t.Fatal("asked again while the missing message may still come")
+			}
+			s.deliverLater(s.peer.bulkEnd(id, first, 24), s.e.cfg.BulkRetry) // the answer to our repeat
 		}},
-		{"live update missing", func(s *stepper, id uint32) {
+		{"live update missing, not sent again", func(s *stepper, id uint32) {
 			first := s.transfer(id, recs(24), nil)
 			s.peer.update(recs(1)) // sealed, never delivered
 			s.deliver(s.peer.bulkEnd(id, first, 24))
+			s.deliverLater(s.peer.bulkEnd(id, first, 24), s.e.cfg.BulkRetry)
 		}},
 		{"BulkEnd first differs", func(s *stepper, id uint32) {
 			first := s.transfer(id, recs(24), nil)
@@ -168,6 +202,93 @@ func TestSyncIncomplete(t *testing.T) {
 				t.Fatal("not synced after the retry's transfer")
 			}
 		})
+	}
+}
+
+// TestNackRepairsTransfer: a message missing from a transfer is named in
+// a Nack at once; when it comes again the transfer completes, with no new
+// request.
+func TestNackRepairsTransfer(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lost     func(seq uint64) bool
+		wantNack [][2]uint64
+	}{
+		{"one", func(seq uint64) bool { return seq == 3 }, [][2]uint64{{3, 1}}},
+		{"a run and the last", func(seq uint64) bool { return seq == 2 || seq == 3 || seq == 6 }, [][2]uint64{{2, 2}, {6, 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStepper(t, nil)
+			s.e.RequestBulk()
+			id, _ := s.request()
+			s.deliver(s.peer.heartbeat(0, 0, 0)) // sequence 1
+			first, lost := s.transferKeep(id, recs(40), tc.lost)
+			s.deliver(s.peer.bulkEnd(id, first, 40)) // names the last one missing
+			if got := s.nacked(); !slices.Equal(got, tc.wantNack) {
+				t.Fatalf("Nacks name %v, want %v", got, tc.wantNack)
+			}
+			if s.e.Synced() {
+				t.Fatal("synced with messages missing")
+			}
+			for _, b := range lost {
+				s.deliver(b) // sent again, byte for byte
+			}
+			st := s.e.Stats()
+			if _, n := s.request(); !s.e.Synced() || n != 1 || st.BulkIncomplete != 0 || s.imp.len() != 40 {
+				t.Fatalf("synced %v, %d requests, %d incomplete, %d flows", s.e.Synced(), n, st.BulkIncomplete, s.imp.len())
+			}
+			if st.Gaps != st.Late || st.NacksSent != uint64(len(tc.wantNack)) {
+				t.Fatalf("gaps %d late %d nacks %d", st.Gaps, st.Late, st.NacksSent)
+			}
+		})
+	}
+}
+
+// TestNackRetries: a missing message is named again after nackRetry, by
+// at most maxNacks Nacks in all.
+func TestNackRetries(t *testing.T) {
+	s := newStepper(t, nil)
+	s.deliver(s.peer.heartbeat(0, 0, 0))
+	s.peer.update(recs(1)) // sequence 2, lost
+	s.deliver(s.peer.update(recs(1)))
+	for i := range 2 * maxNacks {
+		s.deliverLater(s.peer.heartbeat(0, 0, 0), time.Duration(i+1)*nackRetry)
+		s.deliverLater(s.peer.heartbeat(0, 0, 0), time.Duration(i+1)*nackRetry) // within nackRetry: no Nack
+	}
+	got := s.nacked()
+	if len(got) != maxNacks || got[0] != [2]uint64{2, 1} || got[maxNacks-1] != got[0] {
+		t.Fatalf("Nacks name %v, want {2 1} %d times", got, maxNacks)
+	}
+}
+
+// TestResend: a Nack of our epoch gets the named Updates again, byte for
+// byte; what we never sent, control messages and another epoch's do not.
+func TestResend(t *testing.T) {
+	s := newStepper(t, nil)
+	s.e.Send(recs(s.e.maxLive)) // sequence 1
+	s.e.sendHeartbeat()         // 2: not kept
+	s.e.Send(recs(s.e.maxLive)) // 3
+	ours := s.e.Stats().Epoch
+	sent := s.sentOf(TypeUpdate)
+	nack := func(epoch uint64, rs ...nackRange) []byte {
+		return s.peer.seal(appendNack(appendHeader(nil, TypeNack, 0), epoch, rs), len(rs))
+	}
+	s.deliver(nack(ours, nackRange{1, 3}, nackRange{9, 1}))
+	s.deliver(nack(ours-1, nackRange{1, 1}))
+	again := s.sentOf(TypeUpdate)[len(sent):]
+	if len(again) != 2 || !bytes.Equal(again[0], sent[0]) || !bytes.Equal(again[1], sent[1]) {
+		t.Fatalf("%d Updates sent again, want sequence 1 and 3 as first sent", len(again))
+	}
+	if st := s.e.Stats(); st.NacksReceived != 2 || st.Resent != 2 || st.ResendMisses != 2 {
+		t.Fatalf("nacks %d resent %d misses %d, want 2 2 2", st.NacksReceived, st.Resent, st.ResendMisses)
+	}
+	// Once the history has moved on, sequence 1 is gone.
+	for range len(s.e.hist) {
+		s.e.Send(recs(s.e.maxLive))
+	}
+	s.deliver(nack(ours, nackRange{1, 1}))
+	if st := s.e.Stats(); st.Resent != 2 || st.ResendMisses != 3 {
+		t.Fatalf("after the history wrapped: resent %d misses %d", st.Resent, st.ResendMisses)
 	}
 }
 

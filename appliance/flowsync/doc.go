@@ -17,9 +17,18 @@
 // the master with the changes the dataplane queued, and both sides import
 // what they receive. Send packs records into Update messages of up to
 // Config.MaxMessageSize bytes and writes each as it fills; the rest goes
-// out within Config.FlushInterval. Nothing is acknowledged or
-// retransmitted: a lost Update loses those changes, which the dataplane's
-// periodic refresh walk repairs.
+// out within Config.FlushInterval.
+//
+// Lost messages are asked for again. A receiver learns of a loss when a
+// later message arrives (a heartbeat at the latest) and sends a Nack
+// naming the missing sequence numbers at once; those still missing are
+// named again every 25 ms while messages arrive, by three Nacks at most.
+// The sender keeps the last 2048 Updates it sent (4 MiB at most, fewer
+// when messages are large) and writes the named ones again byte for byte:
+// same sequence number and MAC, so the replay window takes each once, and
+// only while it is in the window. An Update lost for good (out of the
+// window, or out of the sender's history) loses those changes until the
+// dataplane's periodic refresh walk sends them again.
 //
 // A node that starts, sees the peer restart (a larger epoch), or finds a
 // transfer incomplete asks for a bulk resync: a BulkRequest with a new ID,
@@ -29,9 +38,10 @@
 // sequence number the transfer began at and its record count. The
 // transfer is complete when every message the peer sent from that
 // sequence number to the BulkEnd arrived (live Updates sent meanwhile
-// included) and the counts agree; Synced then turns true. A message lost
-// during the transfer abandons it as soon as the replay window shows the
-// hole, and a new request starts. A resync adds and refreshes flows; it
+// included) and the counts agree; Synced then turns true. While a message
+// of the transfer is missing but asked for again, the BulkEnd waits for it
+// (up to Config.BulkRetry); a message lost for good abandons the transfer
+// as soon as the replay window shows it, and a new request starts. A resync adds and refreshes flows; it
 // does not remove those the peer no longer has (they expire on their own
 // timeouts).
 //
@@ -43,7 +53,7 @@
 // sequence number: each run of a sender has an epoch (its start time in
 // Unix nanoseconds, so a restart moves it forward) and numbers its
 // messages 1, 2, 3... within it. A receiver keeps the peer's current epoch
-// and a window of the last 256 sequence numbers, as IPsec does (RFC 4303
+// and a window of the last 2048 sequence numbers, as IPsec does (RFC 4303
 // section 3.4.3); a larger epoch is a restart and resets the window. A
 // sender whose clock went back across a restart is told so by the peer's
 // heartbeats, which acknowledge the epoch they have seen, and moves past
@@ -97,13 +107,16 @@
 //	BulkRequest (2)   Request ID (32) | Reserved (32)
 //	BulkEnd (3)       Request ID (32) | Reserved (32) | First Sequence (64) | Records (64)
 //	Heartbeat (4)     Ack Epoch (64) | Ack Sequence (64)
+//	Nack (5)          Epoch (64) | Count × (First Sequence (64) | Number (32) | Reserved (32))
 //	bulk prefix       Request ID (32) | Reserved (32) | First Sequence (64)
 //
 // First Sequence is the sequence number the sender's transfer for Request
 // ID began at: from it to the BulkEnd, every message the sender sent
 // counts for the transfer. Ack Epoch and Ack Sequence are the epoch and
 // highest sequence number the heartbeat's sender has accepted from the
-// receiver.
+// receiver. A Nack's Epoch is the receiver's, whose messages it names; its
+// Count (1 to 16) is the number of ranges, each of Number (1 to 2048)
+// sequence numbers from First Sequence on.
 //
 // # Receive checks
 //
@@ -119,8 +132,9 @@
 //
 // # Allocation and locking
 //
-// Send, the sealing and writing of messages, and the receive path through
-// verification and decoding allocate nothing (TestNoAllocs). Send takes
+// Send, the sealing and writing of messages, the receive path through
+// verification and decoding, Nacks and resending allocate nothing
+// (TestNoAllocs). Send takes
 // the send lock once per message it writes; no dataplane worker ever
 // calls into this package.
 package flowsync

@@ -187,6 +187,10 @@ type Endpoint struct {
 	ctl         []byte // scratch for BulkRequest, BulkEnd and Heartbeat
 	sendFailing bool
 	drop        func(b []byte) bool // test hook: true drops the datagram as the network would
+	// hist keeps the last Updates sent, by sequence number modulo its
+	// length, so that a Nack can have them again; histBuf backs them.
+	hist    []sentMessage
+	histBuf []byte
 
 	syncMu     sync.Mutex
 	req        uint32 // our latest bulk request
@@ -195,6 +199,12 @@ type Endpoint struct {
 	reqSent    time.Time
 	reqFirst   uint64 // the peer's first sequence number for req, from its bulk messages; 0 unknown
 	reqRecords uint64 // bulk records received for req
+	// The BulkEnd of req arrived while messages of the transfer were
+	// missing and still being asked for again (Nack): it is judged again
+	// as they arrive, and given up BulkRetry after endSince.
+	endPending         bool
+	endSeq, endRecords uint64
+	endSince           time.Time
 	changed    chan struct{}
 	synced     atomic.Bool
 
@@ -211,14 +221,37 @@ type Endpoint struct {
 	bulkGen     atomic.Uint64 // bumped for each new request: aborts the walk in progress
 	bulkBuf     []byte        // bulk goroutine only
 
-	open *opener // receive goroutine only
-	rbuf []byte  // receive goroutine only
+	open        *opener // receive goroutine only
+	rbuf        []byte  // receive goroutine only
+	nackPending bool    // receive goroutine: the window may hold messages to ask for again
+	lastNack    time.Time
+	nackRanges  []nackRange // receive goroutine: scratch, cap maxNackRanges
+	nackBuf     []byte      // receive goroutine: scratch for a Nack
 
 	stats     counters
 	running   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// sentMessage is an Update as sent, kept for a Nack.
+type sentMessage struct {
+	seq uint64
+	b   []byte
+}
+
+// Retransmission.
+const (
+	// histBudget bounds the memory of the Updates kept for Nacks: up to
+	// windowSize messages (the receiver takes none older), fewer when
+	// messages are large (2.8 MB at the default size).
+	histBudget = 4 << 20
+	// maxNacks is how many Nacks may name one missing message.
+	maxNacks = 3
+	// nackRetry is how long a receiver waits for messages it named in a
+	// Nack before it names those still missing again.
+	nackRetry = 25 * time.Millisecond
+)
 
 // bulkJob identifies a bulk request: the requester's epoch and its ID.
 type bulkJob struct {
@@ -266,6 +299,14 @@ func New(cfg Config) (*Endpoint, error) {
 		bulkBuf:  make([]byte, 0, c.MaxMessageSize),
 		open:     newOpener(c.Key, c.Node),
 		rbuf:     make([]byte, 1<<16),
+
+		nackRanges: make([]nackRange, 0, maxNackRanges),
+		nackBuf:    make([]byte, 0, HeaderSize+nackPrefixSize+maxNackRanges*nackRangeSize+MACSize),
+	}
+	n := min(windowSize, histBudget/c.MaxMessageSize)
+	e.hist, e.histBuf = make([]sentMessage, n), make([]byte, n*c.MaxMessageSize)
+	for i := range e.hist {
+		e.hist[i].b = e.histBuf[i*c.MaxMessageSize : i*c.MaxMessageSize : (i+1)*c.MaxMessageSize]
 	}
 	e.stats.epoch.Store(c.Epoch)
 	return e, nil
@@ -351,13 +392,26 @@ func (e *Endpoint) flushLocked() {
 	e.liveN = 0
 }
 
-// writeLocked writes one sealed message of records records.
+// writeLocked writes one sealed message of records records, and keeps
+// an Update for a Nack.
 func (e *Endpoint) writeLocked(b []byte, records int) {
 	e.stats.seq.Store(e.seal.seq)
-	if e.drop != nil && e.drop(b) {
+	if records > 0 {
+		h := &e.hist[e.seal.seq%uint64(len(e.hist))]
+		h.seq, h.b = e.seal.seq, append(h.b[:0], b...)
+	}
+	if e.transmitLocked(b) {
 		e.stats.msgsSent.Add(1)
 		e.stats.recsSent.Add(uint64(records))
-		return
+	}
+}
+
+// transmitLocked writes the datagram b to the peer; false if the socket
+// refused it (counted and logged once a run of failures). The test drop
+// hook's datagrams count as written.
+func (e *Endpoint) transmitLocked(b []byte) bool {
+	if e.drop != nil && e.drop(b) {
+		return true
 	}
 	// Set per write: a deadline set ahead and reused would fail writes
 	// that never blocked whenever this goroutine is descheduled past it.
@@ -368,14 +422,13 @@ func (e *Endpoint) writeLocked(b []byte, records int) {
 			e.sendFailing = true
 			e.log.Warn("sync messages failing", "peer", e.peer, "error", err)
 		}
-		return
+		return false
 	}
 	if e.sendFailing {
 		e.sendFailing = false
 		e.log.Info("sync messages going out again", "peer", e.peer)
 	}
-	e.stats.msgsSent.Add(1)
-	e.stats.recsSent.Add(uint64(records))
+	return true
 }
 
 // sendControlLocked seals and writes the control message in e.ctl.
@@ -501,9 +554,67 @@ func (e *Endpoint) receive(b []byte, now time.Time) {
 			binary.BigEndian.Uint64(body[bFirstSeq:]), binary.BigEndian.Uint64(body[bRecords:]), now)
 	case TypeHeartbeat:
 		e.heartbeat(h, binary.BigEndian.Uint64(body[bAckEpoch:]), binary.BigEndian.Uint64(body[bAckSeq:]))
+	case TypeNack:
+		e.resend(binary.BigEndian.Uint64(body[bNackEpoch:]), body[nackPrefixSize:])
 	}
 	if e.open.win.lost != prevLost {
 		e.checkLoss()
+	}
+	if late {
+		e.recheckBulkEnd(now)
+	}
+	switch {
+	case skipped > 0:
+		e.sendNack(h.seq-skipped, now) // the new gap only: older ones are in flight
+	case e.nackPending && now.Sub(e.lastNack) >= nackRetry:
+		e.sendNack(0, now)
+	}
+}
+
+// sendNack asks the peer again for the messages missing in the window
+// from sequence number from on, those that fewer than maxNacks Nacks
+// named. Receive goroutine.
+func (e *Endpoint) sendNack(from uint64, now time.Time) {
+	e.nackPending = true
+	e.lastNack = now
+	rs := e.open.win.missing(e.nackRanges[:0], from, maxNacks)
+	if len(rs) == 0 {
+		e.nackPending = from != 0 // older holes may still want a retry
+		return
+	}
+	e.sendMu.Lock()
+	b := appendNack(appendHeader(e.nackBuf[:0], TypeNack, 0), e.open.epoch, rs)
+	b = e.seal.seal(b, len(rs))
+	e.writeLocked(b, 0)
+	e.nackBuf = b
+	e.sendMu.Unlock()
+	e.stats.nacksSent.Add(1)
+}
+
+// resend sends again, byte for byte, the Updates of our epoch that the
+// ranges of a Nack name, those we still hold; at most len(hist) of them.
+// Receive goroutine.
+func (e *Endpoint) resend(epoch uint64, ranges []byte) {
+	e.stats.nacksRecv.Add(1)
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+	if epoch != e.seal.epoch {
+		return // about an earlier run of ours
+	}
+	budget := len(e.hist)
+	for ; len(ranges) > 0 && budget > 0; ranges = ranges[nackRangeSize:] {
+		first, n := binary.BigEndian.Uint64(ranges[rFirst:]), uint64(binary.BigEndian.Uint32(ranges[rNumber:]))
+		for q := first; q < first+n && budget > 0; q++ {
+			h := &e.hist[q%uint64(len(e.hist))]
+			if h.seq != q || q > e.seal.seq {
+				e.stats.resendMisses.Add(1)
+				continue
+			}
+			budget--
+			if e.transmitLocked(h.b) {
+				e.stats.resent.Add(1)
+			}
+		}
 	}
 }
 

@@ -29,6 +29,7 @@ func FuzzReceive(f *testing.F) {
 		s.bulkRequest(7),
 		s.bulkEnd(7, 1, 2),
 		s.heartbeat(flagSynced, 1, 2),
+		s.nack(1000, nackRange{1, 3}, nackRange{9, 1}),
 		s.raw(numTypes, 0, []byte("future"), nil),
 		[]byte("CLVS"),
 	} {
@@ -107,6 +108,12 @@ func reencode(t *testing.T, h header, b []byte) []byte {
 		out = appendBulkEnd(out, binary.BigEndian.Uint32(body[bRequest:]), binary.BigEndian.Uint64(body[bFirstSeq:]), binary.BigEndian.Uint64(body[bRecords:]))
 	case TypeHeartbeat:
 		out = appendHeartbeat(out, binary.BigEndian.Uint64(body[bAckEpoch:]), binary.BigEndian.Uint64(body[bAckSeq:]))
+	case TypeNack:
+		var rs []nackRange
+		for r := body[nackPrefixSize:]; len(r) > 0; r = r[nackRangeSize:] {
+			rs = append(rs, nackRange{binary.BigEndian.Uint64(r[rFirst:]), binary.BigEndian.Uint32(r[rNumber:])})
+		}
+		out = appendNack(out, binary.BigEndian.Uint64(body[bNackEpoch:]), rs)
 	default:
 		t.Fatalf("accepted type %v", h.typ)
 	}

@@ -50,6 +50,10 @@ const (
 	// TypeHeartbeat is sent periodically; it acknowledges what the sender
 	// has received from the peer.
 	TypeHeartbeat
+	// TypeNack names Updates of the receiver's epoch that did not arrive
+	// (Count ranges of sequence numbers); the receiver of the Nack sends
+	// them again, byte for byte, if it still has them.
+	TypeNack
 	numTypes
 )
 
@@ -63,6 +67,8 @@ func (t Type) String() string {
 		return "bulk-end"
 	case TypeHeartbeat:
 		return "heartbeat"
+	case TypeNack:
+		return "nack"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }
@@ -93,13 +99,21 @@ const (
 	bulkRequestSize = 8  // request ID, reserved
 	bulkEndSize     = 24 // request ID, reserved, first sequence, records
 	heartbeatSize   = 16 // ack epoch, ack sequence
+	nackPrefixSize  = 8  // the epoch the ranges are of
+	nackRangeSize   = 16 // first sequence, number, reserved
+	// maxNackRanges bounds the ranges of one Nack.
+	maxNackRanges = 16
 
-	bRequest  = 0 // request ID, all bulk bodies
-	bRsvd     = 4 // reserved, zero
-	bFirstSeq = 8 // bulk prefix and BulkEnd
-	bRecords  = 16
-	bAckEpoch = 0
-	bAckSeq   = 8
+	bRequest   = 0 // request ID, all bulk bodies
+	bRsvd      = 4 // reserved, zero
+	bFirstSeq  = 8 // bulk prefix and BulkEnd
+	bRecords   = 16
+	bAckEpoch  = 0
+	bAckSeq    = 8
+	bNackEpoch = 0 // Nack; then ranges from nackPrefixSize:
+	rFirst     = 0 // in a Nack range
+	rNumber    = 8
+	rRsvd      = 12
 )
 
 // header is a decoded message header.
@@ -156,6 +170,22 @@ func appendBulkEnd(b []byte, id uint32, first, records uint64) []byte {
 func appendHeartbeat(b []byte, ackEpoch, ackSeq uint64) []byte {
 	b = binary.BigEndian.AppendUint64(b, ackEpoch)
 	return binary.BigEndian.AppendUint64(b, ackSeq)
+}
+
+// nackRange is a run of sequence numbers: first, first+1, ... n of them.
+type nackRange struct {
+	first uint64
+	n     uint32
+}
+
+func appendNack(b []byte, epoch uint64, rs []nackRange) []byte {
+	b = binary.BigEndian.AppendUint64(b, epoch)
+	for _, r := range rs {
+		b = binary.BigEndian.AppendUint64(b, r.first)
+		b = binary.BigEndian.AppendUint32(b, r.n)
+		b = binary.BigEndian.AppendUint32(b, 0)
+	}
+	return b
 }
 
 // newMAC returns the message authenticator for key.

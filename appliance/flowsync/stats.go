@@ -16,6 +16,10 @@ type counters struct {
 	imported           atomic.Uint64 // receive goroutine
 	importErrors       atomic.Uint64 // receive goroutine
 	gaps, late         atomic.Uint64 // receive goroutine
+	nacksSent          atomic.Uint64 // receive goroutine
+	nacksRecv          atomic.Uint64 // receive goroutine
+	resent             atomic.Uint64 // receive goroutine (under sendMu)
+	resendMisses       atomic.Uint64 // receive goroutine (under sendMu)
 
 	bulkReqSent      atomic.Uint64 // under syncMu
 	bulkIncomplete   atomic.Uint64 // under syncMu
@@ -61,6 +65,11 @@ type Snapshot struct {
 	// all. Gaps - Late is the number of messages lost (or still in
 	// flight).
 	Gaps, Late uint64
+	// NacksSent counts the Nacks we sent for missing messages of the
+	// peer's; NacksReceived those the peer sent us. Resent counts the
+	// messages we sent again for them, ResendMisses those asked for that
+	// we no longer held (or never sent).
+	NacksSent, NacksReceived, Resent, ResendMisses uint64
 
 	// Synced: a bulk resync from the peer completed with no message
 	// missing, and no resync has been needed since.
@@ -111,6 +120,10 @@ func (e *Endpoint) Stats() Snapshot {
 		ImportErrors:       c.importErrors.Load(),
 		Gaps:               c.gaps.Load(),
 		Late:               c.late.Load(),
+		NacksSent:          c.nacksSent.Load(),
+		NacksReceived:      c.nacksRecv.Load(),
+		Resent:             c.resent.Load(),
+		ResendMisses:       c.resendMisses.Load(),
 		Synced:             e.synced.Load(),
 		BulkRequestsSent:   c.bulkReqSent.Load(),
 		BulkIncomplete:     c.bulkIncomplete.Load(),

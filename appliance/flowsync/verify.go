@@ -114,6 +114,8 @@ func lengthOK(h header, n int) bool {
 		return h.count == 0 && n == bulkEndSize
 	case TypeHeartbeat:
 		return h.count == 0 && n == heartbeatSize
+	case TypeNack:
+		return h.count > 0 && h.count <= maxNackRanges && n == nackPrefixSize+h.count*nackRangeSize
 	}
 	return true
 }
@@ -121,7 +123,8 @@ func lengthOK(h header, n int) bool {
 // wellFormed checks the fields of the message m (header and body, without
 // the MAC) that the MAC vouches for but this version constrains: reserved
 // bytes zero, flags known for the type, bulk sequence numbers not after
-// the message's own, records decodable. It makes accepted messages
+// the message's own, records decodable, Nack ranges of 1 to windowSize
+// nonzero sequence numbers. It makes accepted messages
 // canonical: they re-encode to the same bytes.
 func wellFormed(h header, m []byte) bool {
 	if m[hRsvd1] != 0 || binary.BigEndian.Uint16(m[hRsvd2:]) != 0 {
@@ -156,6 +159,17 @@ func wellFormed(h header, m []byte) bool {
 		return binary.BigEndian.Uint32(body[bRsvd:]) == 0
 	case TypeBulkEnd:
 		return bulkOK(body, h.seq)
+	case TypeNack:
+		if binary.BigEndian.Uint64(body[bNackEpoch:]) == 0 {
+			return false
+		}
+		for r := body[nackPrefixSize:]; len(r) > 0; r = r[nackRangeSize:] {
+			first, n := binary.BigEndian.Uint64(r[rFirst:]), binary.BigEndian.Uint32(r[rNumber:])
+			if first == 0 || n == 0 || n > windowSize || first+uint64(n) < first ||
+				binary.BigEndian.Uint32(r[rRsvd:]) != 0 {
+				return false
+			}
+		}
 	}
 	return true
 }

@@ -3,6 +3,8 @@ package flowsync
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
+	"slices"
 	"testing"
 )
 
@@ -38,6 +40,10 @@ func (s *sealer) bulkEnd(id uint32, first, n uint64) []byte {
 
 func (s *sealer) heartbeat(fl uint8, ackEpoch, ackSeq uint64) []byte {
 	return s.seal(appendHeartbeat(appendHeader(nil, TypeHeartbeat, fl), ackEpoch, ackSeq), 0)
+}
+
+func (s *sealer) nack(epoch uint64, rs ...nackRange) []byte {
+	return s.seal(appendNack(appendHeader(nil, TypeNack, 0), epoch, rs), len(rs))
 }
 
 // raw seals an arbitrary header-and-body (edit may change any byte
@@ -86,6 +92,8 @@ func TestCheckAccepts(t *testing.T) {
 		{"bulk end", s.bulkEnd(7, 2, 8), TypeBulkEnd, 0, 0},
 		{"heartbeat", s.heartbeat(flagSynced, 5, 6), TypeHeartbeat, flagSynced, 0},
 		{"heartbeat unsynced", s.heartbeat(0, 0, 0), TypeHeartbeat, 0, 0},
+		{"nack", s.nack(9, nackRange{1, 1}, nackRange{5, windowSize}), TypeNack, 0, 2},
+		{"nack, most ranges", s.nack(9, slices.Repeat([]nackRange{{3, 2}}, maxNackRanges)...), TypeNack, 0, maxNackRanges},
 	}
 	o := newOpener(testKey, self)
 	for i, tt := range tests {
@@ -147,6 +155,20 @@ func TestCheckRejects(t *testing.T) {
 		{"bulk end first zero", s.raw(TypeBulkEnd, 0, appendBulkEnd(nil, 1, 0, 0), nil), RejectMalformed},
 		{"bulk end first after itself", s.raw(TypeBulkEnd, 0, appendBulkEnd(nil, 1, 1<<40, 0), nil), RejectMalformed},
 		{"bulk end reserved", s.raw(TypeBulkEnd, 0, func() []byte { b := appendBulkEnd(nil, 1, 1, 0); b[bRsvd] = 1; return b }(), nil), RejectMalformed},
+		{"nack without ranges", s.raw(TypeNack, 0, appendNack(nil, 9, nil), nil), RejectLength},
+		{"nack with too many ranges", s.raw(TypeNack, 0, appendNack(nil, 9, slices.Repeat([]nackRange{{1, 1}}, maxNackRanges+1)),
+			func(b []byte) { b[hCount+1] = maxNackRanges + 1 }), RejectLength},
+		{"nack count beyond the body", s.raw(TypeNack, 0, appendNack(nil, 9, []nackRange{{1, 1}}), func(b []byte) { b[hCount+1] = 2 }), RejectLength},
+		{"nack of epoch zero", s.raw(TypeNack, 0, appendNack(nil, 0, []nackRange{{1, 1}}), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
+		{"nack of sequence zero", s.raw(TypeNack, 0, appendNack(nil, 9, []nackRange{{0, 1}}), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
+		{"nack of no messages", s.raw(TypeNack, 0, appendNack(nil, 9, []nackRange{{1, 0}}), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
+		{"nack wider than the window", s.raw(TypeNack, 0, appendNack(nil, 9, []nackRange{{1, windowSize + 1}}), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
+		{"nack range wrapping", s.raw(TypeNack, 0, appendNack(nil, 9, []nackRange{{math.MaxUint64, 2}}), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
+		{"nack reserved", s.raw(TypeNack, 0, func() []byte {
+			b := appendNack(nil, 9, []nackRange{{1, 1}, {3, 1}})
+			b[nackPrefixSize+nackRangeSize+rRsvd] = 1
+			return b
+		}(), func(b []byte) { b[hCount+1] = 2 }), RejectMalformed},
 		{"bulk prefix first after itself", s.raw(TypeUpdate, flagBulk, enc(rec(1), appendBulkPrefix(nil, 1, 1<<40)), func(b []byte) { b[hCount+1] = 1 }), RejectMalformed},
 	}
 	for _, tt := range tests {

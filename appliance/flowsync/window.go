@@ -1,10 +1,12 @@
 package flowsync
 
 // windowSize is the width of the anti-replay window, in sequence numbers
-// (RFC 4303 section 3.4.3 asks for at least 32 and recommends 64; a bulk
-// transfer runs at tens of thousands of messages a second, so more room
-// for reordering costs nothing here).
-const windowSize = 256
+// (RFC 4303 section 3.4.3 asks for at least 32 and recommends 64). A
+// missing message can be asked for again only while it is in the window,
+// and a bulk transfer runs at some 25,000 messages a second, so the
+// window spans about 80 ms of one: room for a receiver that falls behind
+// its socket buffer, a Nack and the message sent again.
+const windowSize = 2048
 
 // window is the anti-replay window of one peer epoch, in the manner of
 // IPsec ESP (RFC 4303 section 3.4.3), kept as a ring of bits indexed by
@@ -20,6 +22,9 @@ type window struct {
 	// lost is the highest sequence number in [base, top] that left the
 	// window without arriving; 0 if none.
 	lost uint64
+	// nacked counts the Nacks that named each missing sequence number in
+	// the window (same ring as bits); a slot is zeroed when it is reused.
+	nacked [windowSize]uint8
 }
 
 func (w *window) has(s uint64) bool { return w.bits[s%windowSize/64]>>(s%64)&1 != 0 }
@@ -78,6 +83,7 @@ func (w *window) accept(s uint64) (skipped uint64, late bool) {
 	n := min(s-w.top, windowSize)
 	for q := s - n + 1; q <= s; q++ {
 		w.clear(q)
+		w.nacked[q%windowSize] = 0
 	}
 	w.set(s)
 	w.top = s
@@ -103,4 +109,31 @@ func (w *window) complete(first, last uint64) bool {
 		}
 	}
 	return true
+}
+
+// missing appends to rs (up to its capacity) the runs of sequence numbers
+// in the window, from from and base on and below top, that have not
+// arrived and that fewer than maxNacks Nacks have named yet, oldest
+// first, and counts them as named once more. It allocates nothing when rs
+// has room.
+func (w *window) missing(rs []nackRange, from uint64, maxNacks uint8) []nackRange {
+	if w.top == 0 {
+		return rs
+	}
+	lo := max(w.base, from)
+	if w.top >= windowSize && w.top-windowSize+1 > lo {
+		lo = w.top - windowSize + 1
+	}
+	for q := lo; q < w.top && len(rs) < cap(rs); q++ {
+		if w.has(q) || w.nacked[q%windowSize] >= maxNacks {
+			continue
+		}
+		w.nacked[q%windowSize]++
+		if n := len(rs); n > 0 && rs[n-1].first+uint64(rs[n-1].n) == q {
+			rs[n-1].n++
+		} else {
+			rs = append(rs, nackRange{first: q, n: 1})
+		}
+	}
+	return rs
 }

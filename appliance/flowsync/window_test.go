@@ -2,6 +2,7 @@ package flowsync
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -80,21 +81,22 @@ func TestWindowLostAndComplete(t *testing.T) {
 	})
 	t.Run("jump past the window", func(t *testing.T) {
 		var w window
-		acceptAll(t, &w, 1, 1000)
-		if w.lost != 1000-windowSize {
-			t.Fatalf("lost %d, want %d", w.lost, 1000-windowSize)
+		const far = 3 * windowSize
+		acceptAll(t, &w, 1, far)
+		if w.lost != far-windowSize {
+			t.Fatalf("lost %d, want %d", w.lost, far-windowSize)
 		}
-		if w.complete(999, 1000) || !w.complete(1000, 1000) {
+		if w.complete(far-1, far) || !w.complete(far, far) {
 			t.Fatal("complete after a jump")
 		}
 	})
 	t.Run("before the first seen is not lost", func(t *testing.T) {
 		var w window
-		acceptAll(t, &w, span(300, 900)...)
+		acceptAll(t, &w, span(300, 300+windowSize+600)...)
 		if w.lost != 0 || w.base != 300 {
 			t.Fatalf("lost %d base %d", w.lost, w.base)
 		}
-		if w.complete(299, 900) {
+		if w.complete(299, 300+windowSize+600) {
 			t.Fatal("complete from before the first message seen")
 		}
 	})
@@ -166,6 +168,57 @@ func TestWindowModel(t *testing.T) {
 			if got := w.complete(f, top); got != wantComplete {
 				t.Fatalf("seed %d: complete(%d, %d) = %v, want %v", seed, f, top, got, wantComplete)
 			}
+			if rng.IntN(50) == 0 { // named at most 100 times a hole: under the cap
+				var want []nackRange
+				lo := base
+				if top >= windowSize {
+					lo = max(lo, top-windowSize+1)
+				}
+				for q := lo; q < top; q++ {
+					if seen[q] {
+						continue
+					}
+					if n := len(want); n > 0 && want[n-1].first+uint64(want[n-1].n) == q {
+						want[n-1].n++
+					} else {
+						want = append(want, nackRange{q, 1})
+					}
+				}
+				if got := w.missing(make([]nackRange, 0, windowSize), 0, 255); !slices.Equal(got, want) {
+					t.Fatalf("seed %d: missing %v, want %v (top %d base %d)", seed, got, want, top, base)
+				}
+			}
 		}
+	}
+}
+
+// TestWindowMissing: runs of holes, oldest first, from a given number,
+// each named at most maxNacks times, up to the room given; a reused slot
+// starts again at zero.
+func TestWindowMissing(t *testing.T) {
+	var w window
+	acceptAll(t, &w, 5, 6, 8, 11, 12, 14)
+	rs := make([]nackRange, 0, 8)
+	if got := w.missing(rs, 0, 2); !slices.Equal(got, []nackRange{{7, 1}, {9, 2}, {13, 1}}) {
+		t.Fatalf("missing %v", got)
+	}
+	if got := w.missing(rs, 10, 2); !slices.Equal(got, []nackRange{{10, 1}, {13, 1}}) {
+		t.Fatalf("missing from 10: %v", got)
+	}
+	if got := w.missing(rs[:0:1], 0, 2); !slices.Equal(got, []nackRange{{7, 1}}) {
+		t.Fatalf("missing with room for one: %v", got)
+	}
+	if got := w.missing(rs, 0, 2); !slices.Equal(got, []nackRange{{9, 1}}) {
+		t.Fatalf("missing after 7, 10 and 13 were named twice: %v", got)
+	}
+	if got := w.missing(rs, 0, 2); len(got) != 0 {
+		t.Fatalf("missing after every hole was named twice: %v", got)
+	}
+	acceptAll(t, &w, 13+windowSize) // 13's slot is reused
+	if got := w.missing(rs, 13+windowSize-1, 2); !slices.Equal(got, []nackRange{{13 + windowSize - 1, 1}}) {
+		t.Fatalf("missing after the window moved: %v", got)
+	}
+	if got := w.missing(rs, 0, 2); len(got) != 1 || got[0] != (nackRange{15, windowSize - 2}) || w.lost != 13 {
+		t.Fatalf("holes that left the window (9, 10, 13) are not asked for: %v (lost %d)", got, w.lost)
 	}
 }

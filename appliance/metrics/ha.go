@@ -23,12 +23,13 @@ type haMetrics struct {
 
 	vrrpState, vrrpPriority, vrrpTransitions, vrrpSent, vrrpReceived, vrrpRejected *prometheus.Desc
 	syncLag, syncBacklog, syncDrops, syncSent, syncReceived, syncImported          *prometheus.Desc
-	syncRejected, syncLost, syncSynced                                             *prometheus.Desc
+	syncRejected, syncLost, syncSynced, syncNacks, syncResent                      *prometheus.Desc
 }
 
 // WithHA adds the HA pair's metrics to c: VRRP state, priority,
 // transitions and adverts sent, received and rejected by reason per group;
-// sync lag, backlog, queue drops, records and rejects. Call it before
+// sync lag, backlog, queue drops, records, rejects, losses, Nacks and
+// resends. Call it before
 // registering c.
 func (c *Collector) WithHA(src HASource) *Collector {
 	d := func(sub, name, help string, labels ...string) *prometheus.Desc {
@@ -49,7 +50,9 @@ func (c *Collector) WithHA(src HASource) *Collector {
 		syncReceived:    d("sync", "records_received_total", "Flow records accepted from the peer."),
 		syncImported:    d("sync", "records_imported_total", "Flow records installed in the table."),
 		syncRejected:    d("sync", "messages_rejected_total", "Sync messages rejected, by reason.", "reason"),
-		syncLost:        d("sync", "messages_lost_total", "Messages from the peer never received (sequence gaps)."),
+		syncLost:        d("sync", "messages_lost_total", "Messages from the peer missing (sequence gaps not filled by a resend, or still in flight)."),
+		syncNacks:       d("sync", "nacks_sent_total", "Nacks sent, asking the peer for missing messages again."),
+		syncResent:      d("sync", "messages_resent_total", "Messages sent again for the peer's Nacks."),
 		syncSynced:      d("sync", "synced", "1 once a bulk resync from the peer has completed."),
 	}
 	return c
@@ -57,7 +60,7 @@ func (c *Collector) WithHA(src HASource) *Collector {
 
 func (h *haMetrics) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{h.vrrpState, h.vrrpPriority, h.vrrpTransitions, h.vrrpSent, h.vrrpReceived, h.vrrpRejected,
-		h.syncLag, h.syncBacklog, h.syncDrops, h.syncSent, h.syncReceived, h.syncImported, h.syncRejected, h.syncLost, h.syncSynced} {
+		h.syncLag, h.syncBacklog, h.syncDrops, h.syncSent, h.syncReceived, h.syncImported, h.syncRejected, h.syncLost, h.syncSynced, h.syncNacks, h.syncResent} {
 		ch <- d
 	}
 }
@@ -109,6 +112,8 @@ func (h *haMetrics) collect(ch chan<- prometheus.Metric) {
 				}
 			}
 			m(h.syncLost, prometheus.CounterValue, float64(s.Gaps-s.Late))
+			m(h.syncNacks, prometheus.CounterValue, float64(s.NacksSent))
+			m(h.syncResent, prometheus.CounterValue, float64(s.Resent))
 			synced := 0.0
 			if s.Synced {
 				synced = 1

@@ -21,6 +21,7 @@ func TestHAMetrics(t *testing.T) {
 	g.Rejects[vrrp.RejectTTL] = 3
 	var fs flowsync.Snapshot
 	fs.Lag, fs.RecordsSent, fs.Synced, fs.Gaps, fs.Late = 250*time.Millisecond, 1000, true, 5, 1
+	fs.NacksSent, fs.Resent = 3, 9
 	fs.Rejected[flowsync.RejectMAC] = 7
 	c := New(fake(), nil).WithHA(HASource{
 		VRRP: func() (vrrp.Snapshot, bool) {
@@ -37,9 +38,15 @@ culvert_sync_backlog 12
 # HELP culvert_sync_lag_seconds Time since the last message accepted from the peer.
 # TYPE culvert_sync_lag_seconds gauge
 culvert_sync_lag_seconds 0.25
-# HELP culvert_sync_messages_lost_total Messages from the peer never received (sequence gaps).
+# HELP culvert_sync_messages_lost_total Messages from the peer missing (sequence gaps not filled by a resend, or still in flight).
 # TYPE culvert_sync_messages_lost_total counter
 culvert_sync_messages_lost_total 4
+# HELP culvert_sync_messages_resent_total Messages sent again for the peer's Nacks.
+# TYPE culvert_sync_messages_resent_total counter
+culvert_sync_messages_resent_total 9
+# HELP culvert_sync_nacks_sent_total Nacks sent, asking the peer for missing messages again.
+# TYPE culvert_sync_nacks_sent_total counter
+culvert_sync_nacks_sent_total 3
 # HELP culvert_sync_queue_drops_total Flow changes lost to full worker queues (the refresh repairs them).
 # TYPE culvert_sync_queue_drops_total counter
 culvert_sync_queue_drops_total 4
@@ -54,7 +61,7 @@ culvert_vrrp_priority{vrid="51"} 150
 culvert_vrrp_state{vrid="51"} 2
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "culvert_sync_backlog", "culvert_sync_lag_seconds",
-		"culvert_sync_messages_lost_total", "culvert_sync_queue_drops_total", "culvert_vrrp_adverts_rejected_total",
+		"culvert_sync_messages_lost_total", "culvert_sync_messages_resent_total", "culvert_sync_nacks_sent_total", "culvert_sync_queue_drops_total", "culvert_vrrp_adverts_rejected_total",
 		"culvert_vrrp_priority", "culvert_vrrp_state"); err != nil {
 		t.Error(err)
 	}

@@ -337,7 +337,11 @@ type SyncView struct {
 	Imported        uint64            `json:"imported"`
 	ImportErrors    uint64            `json:"import_errors"`
 	Rejected        map[string]uint64 `json:"rejected,omitempty"`
-	Lost            uint64            `json:"messages_lost"`
+	Lost            uint64            `json:"messages_lost"` // gaps not filled (or still in flight)
+	Late            uint64            `json:"messages_late"` // gaps filled: resent for our Nacks, or reordered
+	NacksSent       uint64            `json:"nacks_sent"`
+	Resent          uint64            `json:"messages_resent"` // for the peer's Nacks
+	ResendMisses    uint64            `json:"resend_misses"`   // asked for but no longer held
 	BulkRequests    uint64            `json:"bulk_requests_sent"`
 	BulkServed      uint64            `json:"bulk_served"`
 	LastBulkRecords uint64            `json:"last_bulk_records"`
@@ -354,7 +358,7 @@ func (a daemonAPI) Sync() any {
 	v := SyncView{Enabled: true, Synced: s.Synced, PeerSynced: s.PeerSynced, LagMillis: s.Lag.Milliseconds(), Backlog: q.Backlog,
 		QueueDrops: q.Dropped, RecordsSent: s.RecordsSent, MessagesSent: s.MessagesSent, SendErrors: s.SendErrors,
 		RecordsReceived: s.RecordsReceived, Imported: s.Imported, ImportErrors: s.ImportErrors, Rejected: map[string]uint64{},
-		Lost: s.Gaps - s.Late, BulkRequests: s.BulkRequestsSent, BulkServed: s.BulkRequestsServed,
+		Lost: s.Gaps - s.Late, Late: s.Late, NacksSent: s.NacksSent, Resent: s.Resent, ResendMisses: s.ResendMisses, BulkRequests: s.BulkRequestsSent, BulkServed: s.BulkRequestsServed,
 		LastBulkRecords: s.LastBulkRecords, LastBulkMillis: s.LastBulkDuration.Milliseconds(), PeerEpoch: s.PeerEpoch, Epoch: s.Epoch}
 	for i, n := range s.Rejected {
 		if n > 0 {
