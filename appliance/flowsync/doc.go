@@ -22,13 +22,15 @@
 // Lost messages are asked for again. A receiver learns of a loss when a
 // later message arrives (a heartbeat at the latest) and sends a Nack
 // naming the missing sequence numbers at once; those still missing are
-// named again every 25 ms while messages arrive, by three Nacks at most.
+// named again every 25 ms while messages arrive, by six Nacks at most.
 // The sender keeps the last 2048 Updates it sent (4 MiB at most, fewer
 // when messages are large) and writes the named ones again byte for byte:
 // same sequence number and MAC, so the replay window takes each once, and
 // only while it is in the window. An Update lost for good (out of the
 // window, or out of the sender's history) loses those changes until the
-// dataplane's periodic refresh walk sends them again.
+// dataplane's periodic refresh walk sends them again. Control messages are
+// not kept: a Nack for a lost heartbeat is answered by nothing (counted
+// in ResendMisses).
 //
 // A node that starts, sees the peer restart (a larger epoch), or finds a
 // transfer incomplete asks for a bulk resync: a BulkRequest with a new ID,

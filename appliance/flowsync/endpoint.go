@@ -247,7 +247,7 @@ const (
 	// messages are large (2.8 MB at the default size).
 	histBudget = 4 << 20
 	// maxNacks is how many Nacks may name one missing message.
-	maxNacks = 3
+	maxNacks = 6
 	// nackRetry is how long a receiver waits for messages it named in a
 	// Nack before it names those still missing again.
 	nackRetry = 25 * time.Millisecond
