@@ -205,8 +205,8 @@ type Endpoint struct {
 	endPending         bool
 	endSeq, endRecords uint64
 	endSince           time.Time
-	changed    chan struct{}
-	synced     atomic.Bool
+	changed            chan struct{}
+	synced             atomic.Bool
 
 	bulkMu      sync.Mutex
 	bulkWake    chan struct{} // receive -> bulk goroutine (buffered, 1)
