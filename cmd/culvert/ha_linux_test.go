@@ -147,6 +147,19 @@ func (p *haPair) show(n *haNode, what string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// showBoth reads what from A into a and from B into b, or fails the test.
+func (p *haPair) showBoth(what string, a, b any) {
+	p.t.Helper()
+	for _, x := range []struct {
+		n *haNode
+		v any
+	}{{p.a, a}, {p.b, b}} {
+		if err := p.show(x.n, what, x.v); err != nil {
+			p.t.Fatalf("%s: show %s: %v", x.n.name, what, err)
+		}
+	}
+}
+
 func (p *haPair) state(n *haNode) string { return p.groupState(n, 0) }
 
 // groupState is the state of n's group g (by position).
@@ -623,12 +636,7 @@ func TestLabHAActiveActive(t *testing.T) {
 	time.Sleep(time.Second)
 	// Each box forwards its own VIP: new flows on each, in its stats.
 	var sa, sb RunStats
-	if err := p.show(p.a, "stats", &sa); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.show(p.b, "stats", &sb); err != nil {
-		t.Fatal(err)
-	}
+	p.showBoth("stats", &sa, &sb)
 	if sa.Dataplane.NewFlows == 0 || sb.Dataplane.NewFlows == 0 {
 		t.Errorf("new flows: A %d, B %d: both boxes should be forwarding", sa.Dataplane.NewFlows, sb.Dataplane.NewFlows)
 	}
@@ -725,13 +733,8 @@ func TestLabHASyncLoss(t *testing.T) {
 	defer conns.close()
 	time.Sleep(time.Second)
 
-	var sb, sa SyncView
-	if err := p.show(p.b, "sync", &sb); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.show(p.a, "sync", &sa); err != nil {
-		t.Fatal(err)
-	}
+	var sa, sb SyncView
+	p.showBoth("sync", &sa, &sb)
 	t.Logf("A sent %d messages; B received %d records, %d messages late, %d lost, sent %d nacks; A resent %d (%d misses)",
 		sa.MessagesSent, sb.RecordsReceived, sb.Late, sb.Lost, sb.NacksSent, sa.Resent, sa.ResendMisses)
 	if sb.NacksSent == 0 || sa.Resent == 0 || sb.Late == 0 {
