@@ -325,33 +325,57 @@ func (d *Daemon) syncRecord(f *conntrack.Flow[conntrack.Key4], st conntrack.Stat
 // syncImporter installs the peer's records in the dataplane.
 type syncImporter struct{ d *Daemon }
 
+var _ flowsync.LateImporter = syncImporter{}
+
 func (si syncImporter) Import(r flowsync.Record) error {
-	d := si.d
+	f, err := si.flow(r)
+	if err != nil {
+		return err
+	}
+	if r.Kind == flowsync.KindRemove {
+		si.d.dp.RemoveFlow(&f)
+		return nil
+	}
+	return si.d.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.State(r.State), Remaining: r.Remaining})
+}
+
+// ImportLate takes a record that arrived after later ones (resent for a
+// lost message): it may install a flow the table lacks, but never changes
+// one that is there, which a later record may have set (dataplane
+// ImportNewFlow). A removal is a removal whenever it comes.
+func (si syncImporter) ImportLate(r flowsync.Record) error {
+	if r.Kind == flowsync.KindRemove {
+		return si.Import(r)
+	}
+	f, err := si.flow(r)
+	if err != nil {
+		return err
+	}
+	_, err = si.d.dp.ImportNewFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.State(r.State), Remaining: r.Remaining})
+	return err
+}
+
+// flow converts r into a flow of this dataplane, its names resolved to
+// our IDs.
+func (si syncImporter) flow(r flowsync.Record) (conntrack.Flow[conntrack.Key4], error) {
 	var f conntrack.Flow[conntrack.Key4]
 	var ok bool
 	if f.Orig, ok = key4(r.Orig); !ok {
-		return fmt.Errorf("sync: not an IPv4 flow")
+		return f, fmt.Errorf("sync: not an IPv4 flow")
 	}
 	f.HasReply, f.OneWay, f.Owner, f.PersistTimeout = r.HasReply, r.OneWay, r.Owner, r.PersistTimeout
 	n := dataplane.FlowNames{Proto: r.Service.Proto, Port: r.Service.Port, BackendPort: r.Backend.Port()}
 	if !r.Service.VIP.Is4() || !r.Backend.Addr().Is4() {
-		return fmt.Errorf("sync: not an IPv4 service or backend")
+		return f, fmt.Errorf("sync: not an IPv4 service or backend")
 	}
 	n.VIP, n.BackendAddr = r.Service.VIP.As4(), r.Backend.Addr().As4()
 	if r.HasReply {
 		if f.Reply, ok = key4(r.Reply); !ok || !r.Local.Is4() {
-			return fmt.Errorf("sync: full-NAT flow without an IPv4 reply tuple")
+			return f, fmt.Errorf("sync: full-NAT flow without an IPv4 reply tuple")
 		}
 		n.Local = r.Local.As4()
 	}
-	if err := d.dp.Resolve(n, &f); err != nil {
-		return err
-	}
-	if r.Kind == flowsync.KindRemove {
-		d.dp.RemoveFlow(&f)
-		return nil
-	}
-	return d.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.State(r.State), Remaining: r.Remaining})
+	return f, si.d.dp.Resolve(n, &f)
 }
 
 // VRRP returns the VRRP router's snapshot; ok is false without HA.

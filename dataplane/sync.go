@@ -209,6 +209,25 @@ func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
 	return nil
 }
 
+// ImportNewFlow is ImportFlow for a record that arrived after later ones
+// (resent for a lost message): it installs the flow only when the table
+// has nothing under its original tuple, live or ended and not yet swept,
+// so that an old record never undoes what a newer one set (a state, a
+// removal). It reports whether it installed the flow. Control path, the
+// same goroutine as ImportFlow.
+func (d *Dataplane) ImportNewFlow(r conntrack.Record[conntrack.Key4]) (bool, error) {
+	if d.importReader == nil {
+		d.importReader = d.ct.NewReader()
+	}
+	d.importReader.Begin()
+	taken := d.ct.Lookup(&r.Flow.Orig).E != nil
+	d.importReader.End()
+	if taken {
+		return false, nil
+	}
+	return true, d.ImportFlow(r)
+}
+
 // RemoveFlow ends the flow whose original tuple is orig, if it is here
 // and equal to f (a flow the HA peer removed): see conntrack.Table.Expire.
 // It reports whether it did. Control path, the same goroutine as

@@ -119,6 +119,10 @@ func TestSyncImportForwardsAlike(t *testing.T) {
 	if got := b.dp.Active().Load(f.Backend); got != 1 {
 		t.Errorf("backend %d active %d after a second import, want 1", f.Backend, got)
 	}
+	// A late record of the flow (its SYN, resent) changes nothing.
+	if ok, err := b.dp.ImportNewFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateSynSent, Remaining: time.Second}); ok || err != nil {
+		t.Fatalf("a late record of a flow that is there was installed (%v, %v)", ok, err)
+	}
 
 	// Mid-stream, from the client: b rewrites it as a would have.
 	data := pt.TCP4(cl, vipEP(), pt.FlagACK, []byte("after failover"))
@@ -139,12 +143,22 @@ func TestSyncImportForwardsAlike(t *testing.T) {
 	if !b.dp.RemoveFlow(&f) {
 		t.Error("RemoveFlow of the imported flow failed")
 	}
+	if ok, _ := b.dp.ImportNewFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateEstablished, Remaining: time.Minute}); ok {
+		t.Fatal("a late record brought back a flow the peer removed")
+	}
 	b.dp.Sweep(1 << 20)
 	if got := b.dp.Active().Load(f.Backend); got != 0 {
 		t.Errorf("backend %d active %d after removal, want 0", f.Backend, got)
 	}
 	if b.dp.RemoveFlow(&f) {
 		t.Error("RemoveFlow of a removed flow succeeded")
+	}
+	// Once gone, a late record may bring it back (it is all b knows).
+	if ok, err := b.dp.ImportNewFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateEstablished, Remaining: time.Minute}); !ok || err != nil {
+		t.Fatalf("a late record of a flow b lacks was not installed (%v, %v)", ok, err)
+	}
+	if got := b.dp.Active().Load(f.Backend); got != 1 {
+		t.Errorf("backend %d active %d after a late import, want 1", f.Backend, got)
 	}
 
 	// A name b does not have is refused.

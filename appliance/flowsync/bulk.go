@@ -125,9 +125,11 @@ func (e *Endpoint) bulkEnded(seq uint64, id uint32, first, records uint64, now t
 	}
 	e.reqFirst = first
 	if !e.endPending {
-		e.endSince, e.endSeq = now, 0
+		e.endSince, e.endSeq = now, seq
 	}
-	e.endPending, e.endSeq, e.endRecords = true, max(e.endSeq, seq), records
+	// The first BulkEnd bounds the transfer; a repeat (answering our
+	// repeated request) spans messages sent after it.
+	e.endPending, e.endSeq, e.endRecords = true, min(e.endSeq, seq), records
 	e.judgeEndLocked(now)
 }
 

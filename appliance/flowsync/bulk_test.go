@@ -261,34 +261,104 @@ func TestNackRetries(t *testing.T) {
 	}
 }
 
-// TestResend: a Nack of our epoch gets the named Updates again, byte for
-// byte; what we never sent, control messages and another epoch's do not.
+// TestResend: a Nack of our epoch gets the named messages again, byte
+// for byte; what we never sent, or no longer hold, and another epoch's
+// do not.
 func TestResend(t *testing.T) {
 	s := newStepper(t, nil)
 	s.e.Send(recs(s.e.maxLive)) // sequence 1
-	s.e.sendHeartbeat()         // 2: not kept
+	s.e.sendHeartbeat()         // 2
 	s.e.Send(recs(s.e.maxLive)) // 3
 	ours := s.e.Stats().Epoch
-	sent := s.sentOf(TypeUpdate)
+	sent := slices.Clone(s.sent)
 	nack := func(epoch uint64, rs ...nackRange) []byte {
 		return s.peer.seal(appendNack(appendHeader(nil, TypeNack, 0), epoch, rs), len(rs))
 	}
+	again := func() [][]byte {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out [][]byte
+		for _, b := range s.sent[len(sent):] {
+			if Type(b[hType]) != TypeNack {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
 	s.deliver(nack(ours, nackRange{1, 3}, nackRange{9, 1}))
 	s.deliver(nack(ours-1, nackRange{1, 1}))
-	again := s.sentOf(TypeUpdate)[len(sent):]
-	if len(again) != 2 || !bytes.Equal(again[0], sent[0]) || !bytes.Equal(again[1], sent[1]) {
-		t.Fatalf("%d Updates sent again, want sequence 1 and 3 as first sent", len(again))
+	if got := again(); len(got) != 3 || !bytes.Equal(got[0], sent[0]) || !bytes.Equal(got[1], sent[1]) || !bytes.Equal(got[2], sent[2]) {
+		t.Fatalf("%d messages sent again, want sequence 1 to 3 as first sent", len(got))
 	}
-	if st := s.e.Stats(); st.NacksReceived != 2 || st.Resent != 2 || st.ResendMisses != 2 {
-		t.Fatalf("nacks %d resent %d misses %d, want 2 2 2", st.NacksReceived, st.Resent, st.ResendMisses)
+	if st := s.e.Stats(); st.NacksReceived != 2 || st.Resent != 3 || st.ResendMisses != 1 {
+		t.Fatalf("nacks %d resent %d misses %d, want 2 3 1", st.NacksReceived, st.Resent, st.ResendMisses)
 	}
 	// Once the history has moved on, sequence 1 is gone.
 	for range len(s.e.hist) {
 		s.e.Send(recs(s.e.maxLive))
 	}
 	s.deliver(nack(ours, nackRange{1, 1}))
-	if st := s.e.Stats(); st.Resent != 2 || st.ResendMisses != 3 {
+	if st := s.e.Stats(); st.Resent != 3 || st.ResendMisses != 2 {
 		t.Fatalf("after the history wrapped: resent %d misses %d", st.Resent, st.ResendMisses)
+	}
+}
+
+// TestResendAfterEpochBump: after we move to a larger epoch, a Nack of
+// the new one never gets a message of the old one with the same number.
+func TestResendAfterEpochBump(t *testing.T) {
+	s := newStepper(t, nil)
+	for range 3 {
+		s.e.Send(recs(s.e.maxLive)) // sequences 1-3 of the old epoch
+	}
+	old := s.e.Stats().Epoch
+	s.deliver(s.peer.heartbeat(0, old+100, 3)) // the peer saw a later run of ours
+	bumped := s.e.Stats().Epoch
+	s.e.Send(recs(s.e.maxLive)) // sequence 1 of the new epoch
+	s.deliver(s.peer.seal(appendNack(appendHeader(nil, TypeNack, 0), bumped, []nackRange{{1, 3}}), 1))
+	st := s.e.Stats()
+	if bumped <= old || st.Resent != 1 || st.ResendMisses != 2 {
+		t.Fatalf("epoch %d -> %d: resent %d misses %d, want 1 and 2", old, bumped, st.Resent, st.ResendMisses)
+	}
+	last := s.sent[len(s.sent)-1]
+	if h := readHeader(last); h.epoch != bumped || h.seq != 1 {
+		t.Fatalf("resent epoch %d seq %d, want %d and 1", h.epoch, h.seq, bumped)
+	}
+}
+
+// lateImporter records which records came through ImportLate.
+type lateImporter struct {
+	*memImporter
+	late []Record
+}
+
+func (l *lateImporter) ImportLate(r Record) error {
+	l.late = append(l.late, r)
+	return nil
+}
+
+// TestLateMessages: a message that arrives after later ones fills the
+// window; its records go to ImportLate, and a late heartbeat or Nack is
+// not acted on (its acknowledgement is old, its request answered).
+func TestLateMessages(t *testing.T) {
+	s := newStepper(t, nil)
+	li := &lateImporter{memImporter: s.imp}
+	s.e.cfg.Importer = li
+	ours := s.e.Stats().Epoch
+	s.e.Send(recs(s.e.maxLive))                // our sequence 1, for the late Nack to name
+	s.deliver(s.peer.heartbeat(0, ours, 1))    // 1
+	update := s.peer.update(recs(3))           // 2: overtaken
+	hb := s.peer.heartbeat(0, ours, 0)         // 3: overtaken, an older ack
+	nack := s.peer.nack(ours, nackRange{1, 1}) // 4: overtaken
+	s.deliver(s.peer.update(recs(5)[3:]))      // 5
+	for _, b := range [][]byte{update, hb, nack} {
+		s.deliver(b)
+	}
+	st := s.e.Stats()
+	if len(li.late) != 3 || li.late[0] != rec(0) || s.imp.len() != 2 {
+		t.Fatalf("%d records late (first %v), %d on time", len(li.late), li.late, s.imp.len())
+	}
+	if st.Late != 3 || st.PeerAckSeq != 1 || st.NacksReceived != 0 || st.Resent != 0 {
+		t.Fatalf("late %d, ack seq %d (want 1), nacks %d resent %d (want none)", st.Late, st.PeerAckSeq, st.NacksReceived, st.Resent)
 	}
 }
 

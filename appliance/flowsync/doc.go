@@ -21,16 +21,18 @@
 //
 // Lost messages are asked for again. A receiver learns of a loss when a
 // later message arrives (a heartbeat at the latest) and sends a Nack
-// naming the missing sequence numbers at once; those still missing are
-// named again every 25 ms while messages arrive, by six Nacks at most.
-// The sender keeps the last 2048 Updates it sent (4 MiB at most, fewer
-// when messages are large) and writes the named ones again byte for byte:
-// same sequence number and MAC, so the replay window takes each once, and
-// only while it is in the window. An Update lost for good (out of the
-// window, or out of the sender's history) loses those changes until the
-// dataplane's periodic refresh walk sends them again. Control messages are
-// not kept: a Nack for a lost heartbeat is answered by nothing (counted
-// in ResendMisses).
+// naming the missing sequence numbers at once; each one still missing is
+// named again 25 ms after the last Nack that named it, looked for as
+// messages arrive, by six Nacks at most. The sender keeps the last 2048
+// messages it sent (4 MiB at most, fewer when messages are large) and
+// writes the named ones again byte for byte: same sequence number and MAC,
+// so the replay window takes each once, and only while it is in the
+// window. A message that arrives after later ones (resent, or overtaken)
+// fills its place in the window; its records go to the Importer's
+// ImportLate (LateImporter) so that an old record does not undo a newer
+// one, and a late heartbeat or Nack is not acted on. An Update lost for
+// good (out of the window, or out of the sender's history) loses those
+// changes until the dataplane's periodic refresh walk sends them again.
 //
 // A node that starts, sees the peer restart (a larger epoch), or finds a
 // transfer incomplete asks for a bulk resync: a BulkRequest with a new ID,

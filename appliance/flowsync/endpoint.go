@@ -24,6 +24,16 @@ type Importer interface {
 	Import(Record) error
 }
 
+// LateImporter is an Importer told which records arrived late: in a
+// message sent again for a Nack (or overtaken on the way), after later
+// messages that may have changed the same flows. ImportLate is called for
+// those instead of Import, so that an old record does not undo a newer
+// one; an Importer without it gets them through Import.
+type LateImporter interface {
+	Importer
+	ImportLate(Record) error
+}
+
 // Defaults of the zero Config fields.
 const (
 	DefaultFlushInterval     = 10 * time.Millisecond
@@ -187,7 +197,7 @@ type Endpoint struct {
 	ctl         []byte // scratch for BulkRequest, BulkEnd and Heartbeat
 	sendFailing bool
 	drop        func(b []byte) bool // test hook: true drops the datagram as the network would
-	// hist keeps the last Updates sent, by sequence number modulo its
+	// hist keeps the last messages sent, by sequence number modulo its
 	// length, so that a Nack can have them again; histBuf backs them.
 	hist    []sentMessage
 	histBuf []byte
@@ -224,7 +234,7 @@ type Endpoint struct {
 	open        *opener // receive goroutine only
 	rbuf        []byte  // receive goroutine only
 	nackPending bool    // receive goroutine: the window may hold messages to ask for again
-	lastNack    time.Time
+	lastScan    time.Time
 	nackRanges  []nackRange // receive goroutine: scratch, cap maxNackRanges
 	nackBuf     []byte      // receive goroutine: scratch for a Nack
 
@@ -234,16 +244,16 @@ type Endpoint struct {
 	closeErr  error
 }
 
-// sentMessage is an Update as sent, kept for a Nack.
+// sentMessage is a message as sent, kept for a Nack.
 type sentMessage struct {
-	seq uint64
-	b   []byte
+	epoch, seq uint64
+	b          []byte
 }
 
 // Retransmission.
 const (
-	// histBudget bounds the memory of the Updates kept for Nacks: up to
-	// windowSize messages (the receiver takes none older), fewer when
+	// histBudget bounds the memory of the messages kept for Nacks: up to
+	// windowSize of them (the receiver takes none older), fewer when
 	// messages are large (2.8 MB at the default size).
 	histBudget = 4 << 20
 	// maxNacks is how many Nacks may name one missing message.
@@ -251,6 +261,11 @@ const (
 	// nackRetry is how long a receiver waits for messages it named in a
 	// Nack before it names those still missing again.
 	nackRetry = 25 * time.Millisecond
+	// nackScan is how often, at most, an arriving message makes the
+	// receiver look for holes due another Nack.
+	nackScan = 5 * time.Millisecond
+	// maxResend bounds the messages one Nack gets again.
+	maxResend = 512
 )
 
 // bulkJob identifies a bulk request: the requester's epoch and its ID.
@@ -393,13 +408,11 @@ func (e *Endpoint) flushLocked() {
 }
 
 // writeLocked writes one sealed message of records records, and keeps
-// an Update for a Nack.
+// it for a Nack.
 func (e *Endpoint) writeLocked(b []byte, records int) {
 	e.stats.seq.Store(e.seal.seq)
-	if records > 0 {
-		h := &e.hist[e.seal.seq%uint64(len(e.hist))]
-		h.seq, h.b = e.seal.seq, append(h.b[:0], b...)
-	}
+	h := &e.hist[e.seal.seq%uint64(len(e.hist))]
+	h.epoch, h.seq, h.b = e.seal.epoch, e.seal.seq, append(h.b[:0], b...)
 	if e.transmitLocked(b) {
 		e.stats.msgsSent.Add(1)
 		e.stats.recsSent.Add(uint64(records))
@@ -546,16 +559,20 @@ func (e *Endpoint) receive(b []byte, now time.Time) {
 			body = body[bulkPrefixSize:]
 		}
 		c.recsRecv.Add(uint64(h.count))
-		e.importRecords(body)
+		e.importRecords(body, late)
 	case TypeBulkRequest:
 		e.bulkRequested(bulkJob{node: h.node, epoch: h.epoch, id: binary.BigEndian.Uint32(body[bRequest:])})
 	case TypeBulkEnd:
 		e.bulkEnded(h.seq, binary.BigEndian.Uint32(body[bRequest:]),
 			binary.BigEndian.Uint64(body[bFirstSeq:]), binary.BigEndian.Uint64(body[bRecords:]), now)
 	case TypeHeartbeat:
-		e.heartbeat(h, binary.BigEndian.Uint64(body[bAckEpoch:]), binary.BigEndian.Uint64(body[bAckSeq:]))
+		if !late { // a resent one is old news; it only fills the window
+			e.heartbeat(h, binary.BigEndian.Uint64(body[bAckEpoch:]), binary.BigEndian.Uint64(body[bAckSeq:]))
+		}
 	case TypeNack:
-		e.resend(binary.BigEndian.Uint64(body[bNackEpoch:]), body[nackPrefixSize:])
+		if !late { // a resent one was answered, or superseded
+			e.resend(binary.BigEndian.Uint64(body[bNackEpoch:]), body[nackPrefixSize:])
+		}
 	}
 	if e.open.win.lost != prevLost {
 		e.checkLoss()
@@ -563,23 +580,19 @@ func (e *Endpoint) receive(b []byte, now time.Time) {
 	if late {
 		e.recheckBulkEnd(now)
 	}
-	switch {
-	case skipped > 0:
-		e.sendNack(h.seq-skipped, now) // the new gap only: older ones are in flight
-	case e.nackPending && now.Sub(e.lastNack) >= nackRetry:
-		e.sendNack(0, now)
+	if skipped > 0 || e.nackPending && now.Sub(e.lastScan) >= nackScan {
+		e.sendNack(now)
 	}
 }
 
-// sendNack asks the peer again for the messages missing in the window
-// from sequence number from on, those that fewer than maxNacks Nacks
-// named. Receive goroutine.
-func (e *Endpoint) sendNack(from uint64, now time.Time) {
-	e.nackPending = true
-	e.lastNack = now
-	rs := e.open.win.missing(e.nackRanges[:0], from, maxNacks)
+// sendNack asks the peer for the messages missing in the window that are
+// due a Nack: new holes at once, the others nackRetry after the last
+// Nack that named them, maxNacks times at most. Receive goroutine.
+func (e *Endpoint) sendNack(now time.Time) {
+	e.lastScan = now
+	rs, later := e.open.win.missing(e.nackRanges[:0], now.UnixNano(), int64(nackRetry), maxNacks)
+	e.nackPending = later
 	if len(rs) == 0 {
-		e.nackPending = from != 0 // older holes may still want a retry
 		return
 	}
 	e.sendMu.Lock()
@@ -591,8 +604,8 @@ func (e *Endpoint) sendNack(from uint64, now time.Time) {
 	e.stats.nacksSent.Add(1)
 }
 
-// resend sends again, byte for byte, the Updates of our epoch that the
-// ranges of a Nack name, those we still hold; at most len(hist) of them.
+// resend sends again, byte for byte, the messages of our epoch that the
+// ranges of a Nack name, those we still hold; at most maxResend of them.
 // Receive goroutine.
 func (e *Endpoint) resend(epoch uint64, ranges []byte) {
 	e.stats.nacksRecv.Add(1)
@@ -601,12 +614,12 @@ func (e *Endpoint) resend(epoch uint64, ranges []byte) {
 	if epoch != e.seal.epoch {
 		return // about an earlier run of ours
 	}
-	budget := len(e.hist)
+	budget := maxResend
 	for ; len(ranges) > 0 && budget > 0; ranges = ranges[nackRangeSize:] {
 		first, n := binary.BigEndian.Uint64(ranges[rFirst:]), uint64(binary.BigEndian.Uint32(ranges[rNumber:]))
 		for q := first; q < first+n && budget > 0; q++ {
 			h := &e.hist[q%uint64(len(e.hist))]
-			if h.seq != q || q > e.seal.seq {
+			if h.seq != q || h.epoch != epoch {
 				e.stats.resendMisses.Add(1)
 				continue
 			}
@@ -619,18 +632,23 @@ func (e *Endpoint) resend(epoch uint64, ranges []byte) {
 }
 
 // importRecords hands the records of an Update body (check has decoded
-// each once already) to the Importer.
-func (e *Endpoint) importRecords(body []byte) {
+// each once already) to the Importer; those of a late message to its
+// ImportLate, if it has one.
+func (e *Endpoint) importRecords(body []byte, late bool) {
 	imp := e.cfg.Importer
 	if imp == nil {
 		return
+	}
+	importFn := imp.Import
+	if li, ok := imp.(LateImporter); ok && late {
+		importFn = li.ImportLate
 	}
 	var r Record
 	for i := 0; i+RecordSize <= len(body); i += RecordSize {
 		if r.Decode(body[i:]) != nil {
 			continue // cannot happen: check decoded it
 		}
-		if err := imp.Import(r); err != nil {
+		if err := importFn(r); err != nil {
 			e.stats.importErrors.Add(1)
 		} else {
 			e.stats.imported.Add(1)

@@ -320,7 +320,7 @@ func TestLossRepaired(t *testing.T) {
 	start(t, b)
 	eventually(t, 10*time.Second, "B synced", b.Synced)
 	s, sa := b.Stats(), a.Stats()
-	if !dropped.Load() || s.BulkIncomplete != 0 || s.Gaps != 1 || s.Late != 1 || sa.Resent != 1 {
+	if !dropped.Load() || s.BulkIncomplete != 0 || s.Gaps != 1 || s.Late != 1 || sa.Resent == 0 { // resent again if B was slow
 		t.Fatalf("dropped %v, incomplete %d, gaps %d, late %d, resent %d (nacks %d, misses %d)", dropped.Load(), s.BulkIncomplete, s.Gaps, s.Late, sa.Resent, sa.NacksReceived, sa.ResendMisses)
 	}
 	if sa.BulkRequestsServed == 0 || impB.len() != n {

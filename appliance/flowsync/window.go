@@ -23,8 +23,10 @@ type window struct {
 	// window without arriving; 0 if none.
 	lost uint64
 	// nacked counts the Nacks that named each missing sequence number in
-	// the window (same ring as bits); a slot is zeroed when it is reused.
-	nacked [windowSize]uint8
+	// the window, and nackedAt is when the last did (same ring as bits); a
+	// slot is zeroed when it is reused.
+	nacked   [windowSize]uint8
+	nackedAt [windowSize]int64
 }
 
 func (w *window) has(s uint64) bool { return w.bits[s%windowSize/64]>>(s%64)&1 != 0 }
@@ -83,7 +85,7 @@ func (w *window) accept(s uint64) (skipped uint64, late bool) {
 	n := min(s-w.top, windowSize)
 	for q := s - n + 1; q <= s; q++ {
 		w.clear(q)
-		w.nacked[q%windowSize] = 0
+		w.nacked[q%windowSize], w.nackedAt[q%windowSize] = 0, 0
 	}
 	w.set(s)
 	w.top = s
@@ -112,28 +114,36 @@ func (w *window) complete(first, last uint64) bool {
 }
 
 // missing appends to rs (up to its capacity) the runs of sequence numbers
-// in the window, from from and base on and below top, that have not
-// arrived and that fewer than maxNacks Nacks have named yet, oldest
-// first, and counts them as named once more. It allocates nothing when rs
-// has room.
-func (w *window) missing(rs []nackRange, from uint64, maxNacks uint8) []nackRange {
+// in the window, from base on and below top, that have not arrived and
+// are due a Nack at now: never named, or named fewer than maxNacks times
+// and last at least retry before now. It counts them as named at now,
+// and reports whether any hole may still be due later. Oldest first; it
+// allocates nothing when rs has room.
+func (w *window) missing(rs []nackRange, now, retry int64, maxNacks uint8) (_ []nackRange, later bool) {
 	if w.top == 0 {
-		return rs
+		return rs, false
 	}
-	lo := max(w.base, from)
+	lo := w.base
 	if w.top >= windowSize && w.top-windowSize+1 > lo {
 		lo = w.top - windowSize + 1
 	}
-	for q := lo; q < w.top && len(rs) < cap(rs); q++ {
-		if w.has(q) || w.nacked[q%windowSize] >= maxNacks {
+	for q := lo; q < w.top; q++ {
+		i := q % windowSize
+		if w.has(q) || w.nacked[i] >= maxNacks {
 			continue
 		}
-		w.nacked[q%windowSize]++
+		if len(rs) == cap(rs) || w.nacked[i] > 0 && now-w.nackedAt[i] < retry {
+			later = true
+			continue
+		}
+		w.nacked[i]++
+		w.nackedAt[i] = now
+		later = later || w.nacked[i] < maxNacks
 		if n := len(rs); n > 0 && rs[n-1].first+uint64(rs[n-1].n) == q {
 			rs[n-1].n++
 		} else {
 			rs = append(rs, nackRange{first: q, n: 1})
 		}
 	}
-	return rs
+	return rs, later
 }

@@ -168,7 +168,7 @@ func TestWindowModel(t *testing.T) {
 			if got := w.complete(f, top); got != wantComplete {
 				t.Fatalf("seed %d: complete(%d, %d) = %v, want %v", seed, f, top, got, wantComplete)
 			}
-			if rng.IntN(50) == 0 { // named at most 100 times a hole: under the cap
+			if rng.IntN(50) == 0 { // named at most 100 times a hole: under the cap, and always due
 				var want []nackRange
 				lo := base
 				if top >= windowSize {
@@ -184,7 +184,7 @@ func TestWindowModel(t *testing.T) {
 						want = append(want, nackRange{q, 1})
 					}
 				}
-				if got := w.missing(make([]nackRange, 0, windowSize), 0, 255); !slices.Equal(got, want) {
+				if got, _ := w.missing(make([]nackRange, 0, windowSize), 1, 0, 255); !slices.Equal(got, want) {
 					t.Fatalf("seed %d: missing %v, want %v (top %d base %d)", seed, got, want, top, base)
 				}
 			}
@@ -192,33 +192,30 @@ func TestWindowModel(t *testing.T) {
 	}
 }
 
-// TestWindowMissing: runs of holes, oldest first, from a given number,
-// each named at most maxNacks times, up to the room given; a reused slot
-// starts again at zero.
+// TestWindowMissing: runs of holes, oldest first, new ones at once and
+// the others again after retry, each named at most maxNacks times, up to
+// the room given; a reused slot starts again at zero.
 func TestWindowMissing(t *testing.T) {
 	var w window
 	acceptAll(t, &w, 5, 6, 8, 11, 12, 14)
 	rs := make([]nackRange, 0, 8)
-	if got := w.missing(rs, 0, 2); !slices.Equal(got, []nackRange{{7, 1}, {9, 2}, {13, 1}}) {
-		t.Fatalf("missing %v", got)
+	check := func(now int64, room int, want []nackRange, wantLater bool) {
+		t.Helper()
+		got, later := w.missing(rs[:0:room], now, 10, 2)
+		if !slices.Equal(got, want) || later != wantLater {
+			t.Fatalf("at %d: missing %v later %v, want %v %v", now, got, later, want, wantLater)
+		}
 	}
-	if got := w.missing(rs, 10, 2); !slices.Equal(got, []nackRange{{10, 1}, {13, 1}}) {
-		t.Fatalf("missing from 10: %v", got)
-	}
-	if got := w.missing(rs[:0:1], 0, 2); !slices.Equal(got, []nackRange{{7, 1}}) {
-		t.Fatalf("missing with room for one: %v", got)
-	}
-	if got := w.missing(rs, 0, 2); !slices.Equal(got, []nackRange{{9, 1}}) {
-		t.Fatalf("missing after 7, 10 and 13 were named twice: %v", got)
-	}
-	if got := w.missing(rs, 0, 2); len(got) != 0 {
-		t.Fatalf("missing after every hole was named twice: %v", got)
-	}
-	acceptAll(t, &w, 13+windowSize) // 13's slot is reused
-	if got := w.missing(rs, 13+windowSize-1, 2); !slices.Equal(got, []nackRange{{13 + windowSize - 1, 1}}) {
-		t.Fatalf("missing after the window moved: %v", got)
-	}
-	if got := w.missing(rs, 0, 2); len(got) != 1 || got[0] != (nackRange{15, windowSize - 2}) || w.lost != 13 {
-		t.Fatalf("holes that left the window (9, 10, 13) are not asked for: %v (lost %d)", got, w.lost)
+	check(100, 1, []nackRange{{7, 1}}, true)           // no room for the rest
+	check(105, 8, []nackRange{{9, 2}, {13, 1}}, true)  // new holes at once; 7 not due
+	check(110, 8, []nackRange{{7, 1}}, true)           // 7 due again
+	check(115, 8, []nackRange{{9, 2}, {13, 1}}, false) // named twice: no more after
+	check(200, 8, nil, false)                          // every hole named twice
+	acceptAll(t, &w, 15, 17)                           // a new hole, 16
+	check(201, 8, []nackRange{{16, 1}}, true)          // the others are spent
+	acceptAll(t, &w, 17+windowSize)                    // 16's slot (and the rest) reused
+	got, _ := w.missing(rs, 300, 10, 2)                // holes that left (7, 9, 10, 13, 16) are not named
+	if len(got) != 1 || got[0] != (nackRange{18, windowSize - 1}) || w.lost != 16 {
+		t.Fatalf("after the window moved: %v (lost %d)", got, w.lost)
 	}
 }
