@@ -89,7 +89,8 @@ func (d *Daemon) startHA(ctx context.Context) error {
 			gc.Track = append(gc.Track, vrrp.Track{Name: serviceTrack(t.Name), Weight: uint8(t.Weight)})
 		}
 		if h.Sync != nil && g.Priority > 1 {
-			gc.Track = append(gc.Track, vrrp.Track{Name: syncTrack, Weight: g.Priority - 1})
+			// Down to 1 from any priority, one a reload sets included.
+			gc.Track = append(gc.Track, vrrp.Track{Name: syncTrack, Weight: vrrp.OwnerPriority - 2})
 		}
 		rc.Groups = append(rc.Groups, gc)
 		ha.groups[g.VirtualRouterID] = append(append([]netip.Addr(nil), nc.Addrs...), gc.GARP...)

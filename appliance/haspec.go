@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 )
@@ -270,4 +271,31 @@ func sameGroupAddrs(a, b *Spec) bool {
 		}
 	}
 	return true
+}
+
+// prioChange is a VRRP group's new priority.
+type prioChange struct{ vrid, prio uint8 }
+
+// priorityChanges compares the ha sections of a reload: ok is true when
+// they are alike but for the groups' priorities, which it returns where
+// they changed.
+func priorityChanges(spec, old *HASpec) (changes []prioChange, ok bool) {
+	if spec == nil || old == nil {
+		return nil, spec == old
+	}
+	if len(spec.Groups) != len(old.Groups) {
+		return nil, false
+	}
+	same := *spec
+	same.Groups = slices.Clone(spec.Groups)
+	for i := range same.Groups {
+		if p := same.Groups[i].Priority; p != old.Groups[i].Priority {
+			changes = append(changes, prioChange{vrid: same.Groups[i].VirtualRouterID, prio: p})
+			same.Groups[i].Priority = old.Groups[i].Priority
+		}
+	}
+	if !reflect.DeepEqual(fileHAOf(&same), fileHAOf(old)) {
+		return nil, false
+	}
+	return changes, true
 }

@@ -118,3 +118,43 @@ func TestSameGroupAddrs(t *testing.T) {
 		t.Error("a new local address went unnoticed")
 	}
 }
+
+// TestPriorityChanges: a reload may change the groups' priorities and
+// nothing else of the ha section.
+func TestPriorityChanges(t *testing.T) {
+	parse := func(edit func(string) string) *HASpec {
+		t.Helper()
+		s, err := Parse("ha.yaml", []byte(edit(haYAML)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.HA
+	}
+	same := func(y string) string { return y }
+	old := parse(same)
+	for _, tc := range []struct {
+		name string
+		new  *HASpec
+		want []prioChange
+		ok   bool
+	}{
+		{"unchanged", parse(same), nil, true},
+		{"priority", parse(func(y string) string { return strings.Replace(y, "priority: 150", "priority: 50", 1) }), []prioChange{{51, 50}}, true},
+		{"advert_int", parse(func(y string) string { return strings.Replace(y, "advert_int: 0.1", "advert_int: 0.2", 1) }), nil, false},
+		{"priority and vrid", parse(func(y string) string {
+			return strings.Replace(strings.Replace(y, "priority: 150", "priority: 50", 1), "virtual_router_id: 51", "virtual_router_id: 52", 1)
+		}), nil, false},
+		{"sync key", parse(func(y string) string { return strings.Replace(y, "key: 0011", "key: 9911", 1) }), nil, false},
+		{"ha removed", nil, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := priorityChanges(tc.new, old)
+			if ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("priorityChanges = %v %v, want %v %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+	if got, ok := priorityChanges(nil, nil); !ok || got != nil {
+		t.Errorf("no ha on either side: %v %v", got, ok)
+	}
+}

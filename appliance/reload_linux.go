@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 )
 
@@ -22,7 +21,10 @@ var ErrNoChange = errors.New("configuration unchanged")
 // What cannot change live, because it sizes memory or sockets opened at
 // start: the interfaces (names, queues, roles), max_flows, timeouts (the
 // connection table's), control_socket, metrics_listen and ha (VRRP groups
-// and sync run on sockets opened at start).
+// and sync run on sockets opened at start), except a VRRP group's
+// priority: a reload that changes only priorities sets them live, as
+// keepalived's does, so lowering the master's below its peer's hands the
+// group over (a planned failover) and raising it back takes it back.
 func (d *Daemon) Reload(spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -55,10 +57,11 @@ func (d *Daemon) reload(spec *Spec) error {
 	if spec.ControlSocket != old.ControlSocket || spec.MetricsListen != old.MetricsListen {
 		fixed = append(fixed, "control_socket/metrics_listen")
 	}
-	if ha, oldHA := fileHAOrNil(spec.HA), fileHAOrNil(old.HA); !reflect.DeepEqual(ha, oldHA) || !sameGroupAddrs(spec, old) {
+	prios, ok := priorityChanges(spec.HA, old.HA)
+	if !ok || !sameGroupAddrs(spec, old) {
 		// The VRRP groups and the addresses they own (a lone group's are
 		// every VIP and local address) are fixed at start.
-		fixed = append(fixed, "ha (or the VIPs and local addresses of its groups)")
+		fixed = append(fixed, "ha other than a group's priority (or the VIPs and local addresses of its groups)")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("reload refused: %v cannot change while running (restart culvert to change them); the running configuration stays", fixed)
@@ -86,13 +89,13 @@ func (d *Daemon) reload(spec *Spec) error {
 		}
 		return fmt.Errorf("reload failed, running configuration restored: %w", err)
 	}
+	for _, c := range prios {
+		if err := d.ha.router.SetPriority(c.vrid, c.prio); err != nil {
+			d.log.Error("vrrp priority not changed", "vrid", c.vrid, "err", err) // Validate keeps 1..254
+			continue
+		}
+		d.log.Info("vrrp priority set by reload", "vrid", c.vrid, "priority", c.prio)
+	}
 	d.log.Info("configuration applied", "services", len(spec.Services))
 	return nil
-}
-
-func fileHAOrNil(h *HASpec) *fileHA {
-	if h == nil {
-		return nil
-	}
-	return fileHAOf(h)
 }

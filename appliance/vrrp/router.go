@@ -250,6 +250,11 @@ type group struct {
 	extra    atomic.Pointer[[]netip.Addr]
 	extraSet atomic.Bool
 
+	// base is the configured priority, before tracking: cfg.Node.Priority
+	// until SetPriority changes it. Written by SetPriority, read by the
+	// driver and Snapshot.
+	base atomic.Uint32
+
 	stats groupStats
 }
 
@@ -336,6 +341,7 @@ func newRouter(cfg RouterConfig, log *slog.Logger, onTransition func(vrid uint8,
 			g.tracks = append(g.tracks, groupTrack{"track", t.Name, t.Weight, trackOf(r.conds, t.Name)})
 		}
 		g.stats.priority.Store(uint32(gc.Node.Priority))
+		g.base.Store(uint32(gc.Node.Priority))
 		r.groups = append(r.groups, g)
 		r.byVRID[g.vrid] = g
 	}
@@ -467,6 +473,29 @@ func (r *Router) setLink(name string, up bool) {
 	if st := r.ifs[name]; st != nil && st.up.Swap(up) != up {
 		r.poke()
 	}
+}
+
+// SetPriority changes group vrid's configured priority to p (1..254), as a
+// configuration reload does; tracking still lowers it from there. A master
+// advertises the new priority at once, so a backup of higher priority now
+// preempts it; a backup of higher priority than the master's preempts it
+// (when preemption is on) after its master-down timer. The address owner's
+// 255 cannot change, nor can another priority become 255. Safe from any
+// goroutine; it does not block.
+func (r *Router) SetPriority(vrid uint8, p uint8) error {
+	g := r.byVRID[vrid]
+	switch {
+	case g == nil:
+		return fmt.Errorf("vrrp %s: set priority: no group with vrid %d", r.cfg.Interface, vrid)
+	case p == 0 || p == OwnerPriority:
+		return fmt.Errorf("vrrp %d: set priority %d: must be 1..254", vrid, p)
+	case g.cfg.Node.Priority == OwnerPriority:
+		return fmt.Errorf("vrrp %d: set priority %d: the address owner keeps 255", vrid, p)
+	}
+	if g.base.Swap(uint32(p)) != uint32(p) {
+		r.poke()
+	}
+	return nil
 }
 
 // SetGARP replaces group vrid's extra gratuitous ARP addresses
@@ -759,7 +788,7 @@ func (r *Router) setPriority(g *group, now time.Time, prio uint8, down []string)
 // evaluate returns whether a weight-0 tracked item is down, the effective
 // priority, and the names of the tracked items that are down.
 func (g *group) evaluate() (fault bool, prio uint8, down []string) {
-	p := int(g.cfg.Node.Priority)
+	p := int(g.base.Load())
 	for _, t := range g.tracks {
 		if t.st.up.Load() {
 			continue
@@ -914,7 +943,7 @@ func (r *Router) Snapshot() Snapshot {
 			VRID:              g.vrid,
 			State:             State(g.stats.state.Load()),
 			Fault:             g.stats.fault.Load(),
-			Priority:          g.cfg.Node.Priority,
+			Priority:          uint8(g.base.Load()),
 			EffectivePriority: uint8(g.stats.priority.Load()),
 			AdvertsSent:       g.stats.sent.Load(),
 			AdvertsReceived:   g.stats.received.Load(),

@@ -406,6 +406,52 @@ func TestRouterTrackWeight(t *testing.T) {
 	}
 }
 
+// TestRouterSetPriority: a reload lowers the master's priority below its
+// peer's, which preempts; raising it back makes it preempt again. Tracking
+// still applies on top; bad values are refused and change nothing.
+func TestRouterSetPriority(t *testing.T) {
+	link := new(memLink)
+	ga := fastGroup(1, 200)
+	ga.Track = []Track{{Name: "svc", Weight: 20}}
+	a := newMemRouter(t, link, addrA, routerConfig(ga))
+	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
+	a.Start()
+	a.rec.waitFor(t, 1, Master, time.Second)
+	b.Start()
+	b.rec.waitFor(t, 1, Backup, time.Second)
+
+	for _, bad := range []struct {
+		vrid, p uint8
+	}{{2, 50}, {1, 0}, {1, OwnerPriority}} {
+		if err := a.SetPriority(bad.vrid, bad.p); err == nil {
+			t.Errorf("SetPriority(%d, %d) accepted", bad.vrid, bad.p)
+		}
+	}
+	a.rec.drain()
+	b.rec.drain()
+	if err := a.SetPriority(1, 50); err != nil {
+		t.Fatal(err)
+	}
+	b.rec.waitFor(t, 1, Master, 2*time.Second)
+	a.rec.waitFor(t, 1, Backup, time.Second)
+	a.SetTracked("svc", false)
+	time.Sleep(50 * time.Millisecond) // the driver takes it in
+	if g := groupOf(t, a.Snapshot(), 1); g.Priority != 50 || g.EffectivePriority != 30 {
+		t.Errorf("a at 50 with svc down: priority %d effective %d, want 50 and 30", g.Priority, g.EffectivePriority)
+	}
+	a.SetTracked("svc", true)
+	a.rec.drain()
+	b.rec.drain()
+	if err := a.SetPriority(1, 200); err != nil {
+		t.Fatal(err)
+	}
+	a.rec.waitFor(t, 1, Master, 2*time.Second)
+	b.rec.waitFor(t, 1, Backup, time.Second)
+	if g := groupOf(t, a.Snapshot(), 1); g.Priority != 200 || g.EffectivePriority != 200 {
+		t.Errorf("a back at 200: %+v", g)
+	}
+}
+
 // TestRouterFault faults a master with a weight-0 item: it resigns with a
 // priority-0 advert, so the backup takes over after Skew_Time, and it
 // stays in Initialize until the item is back, then preempts.

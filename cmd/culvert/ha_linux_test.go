@@ -752,3 +752,61 @@ func TestLabHASyncLoss(t *testing.T) {
 		t.Errorf("%d of 200 connections failed across the failover: B missed their flows", conns.fail)
 	}
 }
+
+// reloadA rewrites A's configuration file with edit and sends A SIGHUP.
+func (p *haPair) reloadA(edit func(string) string) {
+	p.t.Helper()
+	path := filepath.Join(p.run.dir, "culvert.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	out := edit(string(b))
+	if out == string(b) {
+		p.t.Fatal("reloadA: the edit changed nothing")
+	}
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.run.daemon.Process.Signal(syscall.SIGHUP)
+}
+
+// TestLabHAPriorityReload: a planned failover. A reload that lowers the
+// master's priority below the backup's hands the VIP over, and one that
+// raises it back takes it back; established nat connections carry on
+// through both with no failed request.
+func TestLabHAPriorityReload(t *testing.T) {
+	p := startPair(t, "nat", false)
+	const period = 50 * time.Millisecond
+	conns := openConns(t, p.run.lab, 16, period)
+	defer conns.close()
+	time.Sleep(time.Second)
+	for _, step := range []struct {
+		from, to      string
+		master, other *haNode
+	}{
+		{"priority: 150", "priority: 50", p.b, p.a},
+		{"priority: 50", "priority: 150", p.a, p.b},
+	} {
+		conns.resetGaps()
+		start := time.Now()
+		p.reloadA(func(y string) string { return strings.Replace(y, step.from, step.to, 1) })
+		p.waitState(step.master, vrrp.Master, 3*time.Second)
+		p.waitState(step.other, vrrp.Backup, 2*time.Second)
+		t.Logf("A %s -> %s: %s master after %v", step.from, step.to, step.master.name, time.Since(start).Round(time.Millisecond))
+		time.Sleep(time.Second)
+		t.Logf("  %s", conns.report())
+	}
+	var v VRRPView
+	if err := p.show(p.a, "vrrp", &v); err != nil || len(v.Groups) != 1 || v.Groups[0].Priority != 150 {
+		t.Errorf("A's group after the reloads: %+v (%v), want priority 150", v.Groups, err)
+	}
+	conns.mu.Lock()
+	defer conns.mu.Unlock()
+	if conns.fail != 0 {
+		t.Errorf("%d requests failed across the planned failover and back: %v", conns.fail, conns.errs)
+	}
+	if conns.tcpGap > failoverBudget(period) {
+		t.Errorf("longest gap %v, budget %v", conns.tcpGap, failoverBudget(period))
+	}
+}
