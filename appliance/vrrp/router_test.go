@@ -373,19 +373,27 @@ func TestRouterStopBeforeStart(t *testing.T) {
 	}
 }
 
-// TestRouterTrackWeight lowers a master's priority below its peer's with a
-// tracked condition and raises it back: the peer preempts, then the master
-// preempts back.
-func TestRouterTrackWeight(t *testing.T) {
+// startTrackedPair starts a (priority 200, tracking "svc" with weight w)
+// and then b (100) on one memory link, a master and b backup.
+func startTrackedPair(t *testing.T, w uint8) (a, b *memRouter) {
+	t.Helper()
 	link := new(memLink)
 	ga := fastGroup(1, 200)
-	ga.Track = []Track{{Name: "svc", Weight: 150}}
-	a := newMemRouter(t, link, addrA, routerConfig(ga))
-	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
+	ga.Track = []Track{{Name: "svc", Weight: w}}
+	a = newMemRouter(t, link, addrA, routerConfig(ga))
+	b = newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
 	a.Start()
 	a.rec.waitFor(t, 1, Master, time.Second)
 	b.Start()
 	b.rec.waitFor(t, 1, Backup, time.Second)
+	return a, b
+}
+
+// TestRouterTrackWeight lowers a master's priority below its peer's with a
+// tracked condition and raises it back: the peer preempts, then the master
+// preempts back.
+func TestRouterTrackWeight(t *testing.T) {
+	a, b := startTrackedPair(t, 150)
 
 	a.rec.drain()
 	b.rec.drain()
@@ -410,15 +418,7 @@ func TestRouterTrackWeight(t *testing.T) {
 // peer's, which preempts; raising it back makes it preempt again. Tracking
 // still applies on top; bad values are refused and change nothing.
 func TestRouterSetPriority(t *testing.T) {
-	link := new(memLink)
-	ga := fastGroup(1, 200)
-	ga.Track = []Track{{Name: "svc", Weight: 20}}
-	a := newMemRouter(t, link, addrA, routerConfig(ga))
-	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
-	a.Start()
-	a.rec.waitFor(t, 1, Master, time.Second)
-	b.Start()
-	b.rec.waitFor(t, 1, Backup, time.Second)
+	a, b := startTrackedPair(t, 20)
 
 	for _, bad := range []struct {
 		vrid, p uint8
