@@ -389,26 +389,38 @@ func startTrackedPair(t *testing.T, w uint8) (a, b *memRouter) {
 	return a, b
 }
 
+// switchOver runs change and waits for group 1 of to to become master
+// and that of from backup.
+func switchOver(t *testing.T, change func(), to, from *memRouter) {
+	t.Helper()
+	to.rec.drain()
+	from.rec.drain()
+	change()
+	to.rec.waitFor(t, 1, Master, 2*time.Second)
+	from.rec.waitFor(t, 1, Backup, time.Second)
+}
+
+func mustSetPriority(t *testing.T, r *memRouter, p uint8) {
+	t.Helper()
+	if err := r.SetPriority(1, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRouterTrackWeight lowers a master's priority below its peer's with a
 // tracked condition and raises it back: the peer preempts, then the master
 // preempts back.
 func TestRouterTrackWeight(t *testing.T) {
 	a, b := startTrackedPair(t, 150)
 
-	a.rec.drain()
-	b.rec.drain()
-	a.SetTracked("nobody-tracks-this", false) // ignored
-	a.SetTracked("svc", false)
-	b.rec.waitFor(t, 1, Master, 2*time.Second)
-	a.rec.waitFor(t, 1, Backup, time.Second)
+	switchOver(t, func() {
+		a.SetTracked("nobody-tracks-this", false) // ignored
+		a.SetTracked("svc", false)
+	}, b, a)
 	if g := groupOf(t, a.Snapshot(), 1); g.EffectivePriority != 50 || g.Priority != 200 || !slices.Equal(g.Down, []string{"track svc"}) {
 		t.Errorf("a after svc down: %+v", g)
 	}
-	a.rec.drain()
-	b.rec.drain()
-	a.SetTracked("svc", true)
-	a.rec.waitFor(t, 1, Master, 2*time.Second)
-	b.rec.waitFor(t, 1, Backup, time.Second)
+	switchOver(t, func() { a.SetTracked("svc", true) }, a, b)
 	if g := groupOf(t, a.Snapshot(), 1); g.EffectivePriority != 200 || len(g.Down) != 0 {
 		t.Errorf("a after svc up: %+v", g)
 	}
@@ -427,26 +439,14 @@ func TestRouterSetPriority(t *testing.T) {
 			t.Errorf("SetPriority(%d, %d) accepted", bad.vrid, bad.p)
 		}
 	}
-	a.rec.drain()
-	b.rec.drain()
-	if err := a.SetPriority(1, 50); err != nil {
-		t.Fatal(err)
-	}
-	b.rec.waitFor(t, 1, Master, 2*time.Second)
-	a.rec.waitFor(t, 1, Backup, time.Second)
+	switchOver(t, func() { mustSetPriority(t, a, 50) }, b, a)
 	a.SetTracked("svc", false)
 	time.Sleep(50 * time.Millisecond) // the driver takes it in
 	if g := groupOf(t, a.Snapshot(), 1); g.Priority != 50 || g.EffectivePriority != 30 {
 		t.Errorf("a at 50 with svc down: priority %d effective %d, want 50 and 30", g.Priority, g.EffectivePriority)
 	}
 	a.SetTracked("svc", true)
-	a.rec.drain()
-	b.rec.drain()
-	if err := a.SetPriority(1, 200); err != nil {
-		t.Fatal(err)
-	}
-	a.rec.waitFor(t, 1, Master, 2*time.Second)
-	b.rec.waitFor(t, 1, Backup, time.Second)
+	switchOver(t, func() { mustSetPriority(t, a, 200) }, a, b)
 	if g := groupOf(t, a.Snapshot(), 1); g.Priority != 200 || g.EffectivePriority != 200 {
 		t.Errorf("a back at 200: %+v", g)
 	}
