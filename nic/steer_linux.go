@@ -70,21 +70,28 @@ func loadSteering(iface string, queues int) (*Steering, error) {
 	}, nil
 }
 
-// progAttach attaches an XDP program to the interface named iface, in the
-// given mode; AttachAuto tries native, then generic. It returns the mode
-// it attached in. The interface name is resolved in the calling thread's
+// progAttach attaches an XDP program to the interface named iface (see
+// AttachXDP). The interface name is resolved in the calling thread's
 // network namespace.
 func progAttach(prog *ebpf.Program, iface string, mode AttachMode) (link.Link, AttachMode, error) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return nil, 0, fmt.Errorf("attach: %w", err)
 	}
+	return AttachXDP(prog, ifi.Index, mode)
+}
+
+// AttachXDP attaches the XDP program prog to the interface with index
+// ifindex, in the calling thread's network namespace, as a bpf_link in
+// mode; AttachAuto tries native, then generic. It returns the mode it
+// attached in.
+func AttachXDP(prog *ebpf.Program, ifindex int, mode AttachMode) (link.Link, AttachMode, error) {
 	try := func(m AttachMode) (link.Link, error) {
 		flags := link.XDPDriverMode
 		if m == AttachGeneric {
 			flags = link.XDPGenericMode
 		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index, Flags: flags})
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
 		if err != nil {
 			return nil, fmt.Errorf("attach %s mode: %w", m, err)
 		}

@@ -1,15 +1,11 @@
 package peer
 
 import (
-	"errors"
 	"fmt"
 	"net"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
-
-	"github.com/culvert-lb/culvert/nic"
 )
 
 // loadXDP loads an XDP program built by build.
@@ -23,21 +19,6 @@ func loadXDP(name string, build func() (asm.Instructions, error)) (*ebpf.Program
 		return nil, fmt.Errorf("load %s: %w", name, err)
 	}
 	return prog, nil
-}
-
-// attachXDP attaches prog to the interface with index ifindex in the
-// calling thread's namespace as a bpf_link: in native mode, or in generic
-// mode when native fails.
-func attachXDP(prog *ebpf.Program, ifindex int) (link.Link, nic.AttachMode, error) {
-	lk, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPDriverMode})
-	if err == nil {
-		return lk, nic.AttachNative, nil
-	}
-	lk, err2 := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: link.XDPGenericMode})
-	if err2 == nil {
-		return lk, nic.AttachGeneric, nil
-	}
-	return nil, 0, errors.Join(fmt.Errorf("native: %w", err), fmt.Errorf("generic: %w", err2))
 }
 
 // ifindex returns the index of the named interface in the calling thread's

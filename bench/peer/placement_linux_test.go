@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/culvert-lb/culvert/bench/lab"
+	"github.com/culvert-lb/culvert/nic"
 )
 
 // TestThreadedNAPI: on a veth with an XDP program attached, threaded NAPI
@@ -26,7 +27,7 @@ func TestThreadedNAPI(t *testing.T) {
 	}
 	defer prog.Close()
 	var lk link.Link
-	if err := h.Do(func() (err error) { lk, _, err = attachXDP(prog, l.ServerSide.Index); return err }); err != nil {
+	if err := h.Do(func() (err error) { lk, _, err = nic.AttachXDP(prog, l.ServerSide.Index, nic.AttachAuto); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer lk.Close()

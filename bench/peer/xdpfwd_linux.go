@@ -94,7 +94,7 @@ func StartXDPForwarder(l *lab.Lab, cfg XDPForwarderConfig) (*XDPForwarder, error
 		return nil, fmt.Errorf("xdp forwarder: %w", err)
 	}
 	err = l.Appliance.Do(func() error {
-		lk, mode, err := attachXDP(f.prog, l.ClientSide.Index)
+		lk, mode, err := nic.AttachXDP(f.prog, l.ClientSide.Index, nic.AttachAuto)
 		if err != nil {
 			return fmt.Errorf("attach to %s: %w", l.ClientSide.Name, err)
 		}
@@ -134,7 +134,7 @@ func (f *XDPForwarder) ensurePeerXDP(l *lab.Lab, out *lab.Link) error {
 			return err
 		}
 		f.extra = append(f.extra, prog)
-		lk, _, err := attachXDP(prog, pl.Attrs().Index)
+		lk, _, err := nic.AttachXDP(prog, pl.Attrs().Index, nic.AttachAuto)
 		if err != nil {
 			return fmt.Errorf("pass program on %s: %w", out.Peer, err)
 		}

@@ -71,33 +71,12 @@ func (p *xdpProg) attach(iface string, mode nic.AttachMode) error {
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}
-	try := func(m nic.AttachMode) error {
-		flags := link.XDPDriverMode
-		if m == nic.AttachGeneric {
-			flags = link.XDPGenericMode
-		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: p.prog, Interface: ifi.Index, Flags: flags})
-		if err != nil {
-			return fmt.Errorf("attach to %s in %v mode: %w", iface, m, err)
-		}
-		p.iface, p.link, p.mode = iface, l, m
-		return nil
+	l, m, err := nic.AttachXDP(p.prog, ifi.Index, mode)
+	if err != nil {
+		return fmt.Errorf("attach to %s: %w", iface, err)
 	}
-	switch mode {
-	case nic.AttachNative, nic.AttachGeneric:
-		return try(mode)
-	case nic.AttachAuto:
-		nerr := try(nic.AttachNative)
-		if nerr == nil {
-			return nil
-		}
-		gerr := try(nic.AttachGeneric)
-		if gerr == nil {
-			return nil
-		}
-		return errors.Join(nerr, gerr)
-	}
-	return fmt.Errorf("attach: unknown mode %v", mode)
+	p.iface, p.link, p.mode = iface, l, m
+	return nil
 }
 
 // setSocket puts the AF_XDP socket fd in the XSKMAP at queue.
