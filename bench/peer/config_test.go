@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/culvert-lb/culvert/bench/pktgen"
 )
 
 func addrs(s ...string) []netip.Addr {
@@ -245,54 +247,35 @@ Running! Hang up with ^C!
 }
 
 func TestSummarize(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		var out []time.Duration
-		for _, x := range v {
-			out = append(out, time.Duration(x)*time.Millisecond)
-		}
-		return out
-	}
-	if s := summarize(nil); s != (LatencySummary{}) {
+	var empty pktgen.Histogram
+	if s := summarize(&empty); s != (LatencySummary{}) {
 		t.Errorf("empty: %+v", s)
 	}
-	var hundred []time.Duration
-	for i := 100; i >= 1; i-- {
-		hundred = append(hundred, time.Duration(i)*time.Millisecond)
+	var one, four, hundred pktgen.Histogram
+	one.Record(7 * time.Millisecond)
+	for _, ms := range []time.Duration{4, 1, 3, 2} {
+		four.Record(ms * time.Millisecond)
 	}
+	for i := 100; i >= 1; i-- {
+		hundred.Record(time.Duration(i) * time.Millisecond)
+	}
+	near := func(got, want time.Duration) bool { return got >= want-want/100 && got <= want+want/100 } // the histogram's 0.8%
 	for _, tc := range []struct {
 		name string
-		in   []time.Duration
+		in   *pktgen.Histogram
 		want LatencySummary
 	}{
-		{"one", ms(7), LatencySummary{N: 1, Min: 7e6, Mean: 7e6, P50: 7e6, P90: 7e6, P99: 7e6, P999: 7e6, Max: 7e6}},
-		{"unsorted four", ms(4, 1, 3, 2), LatencySummary{N: 4, Min: 1e6, Mean: 2500e3, P50: 2e6, P90: 4e6, P99: 4e6, P999: 4e6, Max: 4e6}},
-		{"1..100", hundred, LatencySummary{N: 100, Min: 1e6, Mean: 50500e3, P50: 50e6, P90: 90e6, P99: 99e6, P999: 100e6, Max: 100e6}},
+		{"one", &one, LatencySummary{N: 1, Min: 7e6, Mean: 7e6, P50: 7e6, P90: 7e6, P99: 7e6, P999: 7e6, Max: 7e6}},
+		{"unsorted four", &four, LatencySummary{N: 4, Min: 1e6, Mean: 2500e3, P50: 2e6, P90: 4e6, P99: 4e6, P999: 4e6, Max: 4e6}},
+		{"1..100", &hundred, LatencySummary{N: 100, Min: 1e6, Mean: 50500e3, P50: 50e6, P90: 90e6, P99: 99e6, P999: 100e6, Max: 100e6}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := summarize(tc.in); got != tc.want {
-				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			got := summarize(tc.in)
+			if got.N != tc.want.N || got.Min != tc.want.Min || got.Max != tc.want.Max || got.Mean != tc.want.Mean ||
+				!near(got.P50, tc.want.P50) || !near(got.P90, tc.want.P90) || !near(got.P99, tc.want.P99) || !near(got.P999, tc.want.P999) {
+				t.Errorf("got %+v\nwant %+v (percentiles within 1%%)", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestSamplesReservoir(t *testing.T) {
-	s := newSamples(100, 1)
-	for i := range 10_000 {
-		s.add(time.Duration(i))
-	}
-	if len(s.v) != 100 || s.seen != 10_000 {
-		t.Fatalf("kept %d of %d seen; want 100 of 10000", len(s.v), s.seen)
-	}
-	// A uniform sample of 0..9999 has about half its values above 5000.
-	high := 0
-	for _, d := range s.v {
-		if d >= 5000 {
-			high++
-		}
-	}
-	if high < 25 || high > 75 {
-		t.Errorf("%d of 100 kept samples in the upper half; the reservoir is not uniform", high)
 	}
 }
 

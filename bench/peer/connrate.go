@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/culvert-lb/culvert/bench/lab"
+	"github.com/culvert-lb/culvert/bench/pktgen"
 )
 
 // FailureKind classifies a failed connection of ConnRate.
@@ -137,7 +136,7 @@ type ConnRateConfig struct {
 // LatencySummary summarizes a set of latencies. The zero value is an
 // empty set.
 type LatencySummary struct {
-	N                                   int // samples kept: all, or a uniform sample of 1<<20
+	N                                   int // samples
 	Min, Mean, P50, P90, P99, P999, Max time.Duration
 }
 
@@ -173,60 +172,18 @@ func (r ConnRateResult) String() string {
 		r.Target, r.Rate(), r.Conns, r.Elapsed.Round(time.Millisecond), r.Concurrency, r.Failures, r.Connect, r.Request)
 }
 
-// maxLatencySamples bounds the latencies a run keeps, per kind, over all
-// clients; past it each client keeps a uniform random sample of its own
-// (reservoir sampling), so a long run costs bounded memory (8 MiB per
-// kind). A local stand-in until bench/pktgen's Histogram exists.
-const maxLatencySamples = 1 << 20
-
-// samples is a reservoir of latencies of one client. Not safe for
-// concurrent use.
-type samples struct {
-	v    []time.Duration
-	seen uint64
-	cap  int
-	rng  *rand.Rand
-}
-
-func newSamples(capacity int, seed uint64) *samples {
-	return &samples{v: make([]time.Duration, 0, min(capacity, 4096)), cap: capacity, rng: rand.New(rand.NewPCG(seed, 0x636f6e6e))}
-}
-
-func (s *samples) add(d time.Duration) {
-	s.seen++
-	if len(s.v) < s.cap {
-		s.v = append(s.v, d)
-		return
-	}
-	if i := s.rng.Uint64N(s.seen); i < uint64(s.cap) {
-		s.v[i] = d
-	}
-}
-
-// summarize sorts v in place and summarizes it; percentiles are nearest
-// rank (the smallest sample with at least p of the samples at or below).
-func summarize(v []time.Duration) LatencySummary {
-	if len(v) == 0 {
-		return LatencySummary{}
-	}
-	slices.Sort(v)
-	var sum time.Duration
-	for _, d := range v {
-		sum += d
-	}
-	rank := func(p float64) time.Duration {
-		i := int(p*float64(len(v))+0.999999999) - 1
-		return v[min(max(i, 0), len(v)-1)]
-	}
-	return LatencySummary{N: len(v), Min: v[0], Max: v[len(v)-1], Mean: sum / time.Duration(len(v)),
-		P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), P999: rank(0.999)}
+// summarize summarizes the latencies h recorded: count, min, max and
+// mean exactly, percentiles within its 0.8% bucket resolution.
+func summarize(h *pktgen.Histogram) LatencySummary {
+	return LatencySummary{N: int(h.Count()), Min: h.Min(), Mean: h.Mean(), Max: h.Max(),
+		P50: h.Percentile(0.50), P90: h.Percentile(0.90), P99: h.Percentile(0.99), P999: h.Percentile(0.999)}
 }
 
 // client is one ConnRate loop's tallies.
 type client struct {
 	conns            uint64
 	fail             Failures
-	connect, request *samples
+	connect, request pktgen.Histogram
 	err              error // could not enter the namespace
 }
 
@@ -271,11 +228,10 @@ func RunConnRate(ctx context.Context, h *lab.Host, cfg ConnRateConfig) (ConnRate
 	defer cancel()
 	var attempts atomic.Uint64
 	clients := make([]*client, cfg.Concurrency)
-	perClient := max(maxLatencySamples/cfg.Concurrency, 1)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range clients {
-		c := &client{connect: newSamples(perClient, uint64(i)), request: newSamples(perClient, uint64(i)+1<<32)}
+		c := new(client)
 		clients[i] = c
 		wg.Add(1)
 		go func() {
@@ -291,7 +247,7 @@ func RunConnRate(ctx context.Context, h *lab.Host, cfg ConnRateConfig) (ConnRate
 	}
 	wg.Wait()
 	r := ConnRateResult{Target: cfg.Target, Concurrency: cfg.Concurrency, Elapsed: time.Since(start)}
-	var connect, request []time.Duration
+	var connect, request pktgen.Histogram
 	var errs []error
 	for _, c := range clients {
 		errs = append(errs, c.err)
@@ -299,10 +255,10 @@ func RunConnRate(ctx context.Context, h *lab.Host, cfg ConnRateConfig) (ConnRate
 		for k, v := range c.fail {
 			r.Failures[k] += v
 		}
-		connect = append(connect, c.connect.v...)
-		request = append(request, c.request.v...)
+		connect.Merge(&c.connect)
+		request.Merge(&c.request)
 	}
-	r.Connect, r.Request = summarize(connect), summarize(request)
+	r.Connect, r.Request = summarize(&connect), summarize(&request)
 	return r, errors.Join(errs...)
 }
 
@@ -344,8 +300,8 @@ func (c *client) run(ctx context.Context, cfg ConnRateConfig, attempts *atomic.U
 			continue
 		}
 		c.conns++
-		c.connect.add(t1.Sub(t0))
-		c.request.add(time.Since(t0))
+		c.connect.Record(t1.Sub(t0))
+		c.request.Record(time.Since(t0))
 	}
 }
 
