@@ -155,28 +155,22 @@ func (s *Spec) validateHA(add func(string, ...any)) {
 		if len(h.Groups) > 1 && len(g.VirtualIPAddress) == 0 {
 			add("%s.virtual_ipaddress: empty: with several groups each lists its VIPs", at)
 		}
-		for j, a := range g.VirtualIPAddress {
-			switch {
-			case !vips[a]:
-				add("%s.virtual_ipaddress[%d]: %v is no service's VIP", at, j, a)
-			default:
-				if k, dup := vipOwner[a]; dup {
-					add("%s.virtual_ipaddress[%d]: %v is in vrrp_instances[%d] too", at, j, a, k)
+		// claim gives group i the addresses of its field, each one known
+		// and in no other group.
+		claim := func(field string, addrs []netip.Addr, known map[netip.Addr]bool, unknown string, owner map[netip.Addr]int) {
+			for j, a := range addrs {
+				if !known[a] {
+					add("%s.%s[%d]: %v %s", at, field, j, a, unknown)
+					continue
 				}
-				vipOwner[a] = i
+				if k, dup := owner[a]; dup {
+					add("%s.%s[%d]: %v is in vrrp_instances[%d] too", at, field, j, a, k)
+				}
+				owner[a] = i
 			}
 		}
-		for j, a := range g.LocalAddrs {
-			switch {
-			case !locals[a]:
-				add("%s.local_addrs[%d]: %v is not one of local_addrs", at, j, a)
-			default:
-				if k, dup := localOwner[a]; dup {
-					add("%s.local_addrs[%d]: %v is in vrrp_instances[%d] too", at, j, a, k)
-				}
-				localOwner[a] = i
-			}
-		}
+		claim("virtual_ipaddress", g.VirtualIPAddress, vips, "is no service's VIP", vipOwner)
+		claim("local_addrs", g.LocalAddrs, locals, "is not one of local_addrs", localOwner)
 		for j, t := range g.TrackInterface {
 			if t.Name == "" || len(t.Name) > 15 {
 				add("%s.track_interface[%d].name: %q is not an interface name", at, j, t.Name)
