@@ -219,16 +219,8 @@ func (h *HAProxy) cleanup() error {
 
 // addLocalAddr adds p to h's loopback; it reports false if it was there.
 func addLocalAddr(h *lab.Host, p netip.Prefix) (added bool, err error) {
-	err = h.Do(func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		a, err := netlink.ParseAddr(p.String())
-		if err != nil {
-			return err
-		}
-		err = netlink.AddrAdd(lo, a)
+	err = onLoopback(h, p, func(lo netlink.Link, a *netlink.Addr) error {
+		err := netlink.AddrAdd(lo, a)
 		if errors.Is(err, unix.EEXIST) {
 			return nil
 		}
@@ -243,6 +235,11 @@ func addLocalAddr(h *lab.Host, p netip.Prefix) (added bool, err error) {
 
 // delLocalAddr removes p from h's loopback.
 func delLocalAddr(h *lab.Host, p netip.Prefix) error {
+	return onLoopback(h, p, netlink.AddrDel)
+}
+
+// onLoopback calls fn with h's loopback and p, in h's namespace.
+func onLoopback(h *lab.Host, p netip.Prefix, fn func(lo netlink.Link, a *netlink.Addr) error) error {
 	return h.Do(func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
@@ -252,6 +249,6 @@ func delLocalAddr(h *lab.Host, p netip.Prefix) error {
 		if err != nil {
 			return err
 		}
-		return netlink.AddrDel(lo, a)
+		return fn(lo, a)
 	})
 }
