@@ -199,7 +199,12 @@ func (d *Dataplane) Resolve(n FlowNames, f *conntrack.Flow[conntrack.Key4]) erro
 // the sweeper returns it to the pool of worker Owner. Control path, one
 // goroutine.
 func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
-	known := d.findFlow(&r.Flow, func(*conntrack.Entry[conntrack.Key4]) {})
+	return d.importFlow(r, d.findFlow(&r.Flow, func(*conntrack.Entry[conntrack.Key4]) {}))
+}
+
+// importFlow is ImportFlow once it is known whether the table holds the
+// flow already.
+func (d *Dataplane) importFlow(r conntrack.Record[conntrack.Key4], known bool) error {
 	if err := d.ct.Import(r, conntrack.Time(d.clock())); err != nil {
 		return err
 	}
@@ -225,7 +230,7 @@ func (d *Dataplane) ImportNewFlow(r conntrack.Record[conntrack.Key4]) (bool, err
 	if taken {
 		return false, nil
 	}
-	return true, d.ImportFlow(r)
+	return true, d.importFlow(r, false)
 }
 
 // RemoveFlow ends the flow whose original tuple is orig, if it is here
