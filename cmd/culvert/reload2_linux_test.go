@@ -104,13 +104,28 @@ func TestLabReloadUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Enough new connections after the reload settled: the stream is
+	// sequential, and one caught in the swap (to b2) may hold it up to a
+	// SYN retransmission or its timeout.
+	settle := reloaded.Add(300 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := 0
+		for _, x := range stream {
+			if !x.at.Before(settle) {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n >= 60 {
+			break
+		}
+	}
 	stop.Store(true)
 	wg.Wait()
 
 	var before, after, failedAfter, b2After int
 	perAfter := map[string]int{}
-	settle := reloaded.Add(300 * time.Millisecond)
 	for _, x := range stream {
 		if x.at.Before(reloaded) {
 			before++
