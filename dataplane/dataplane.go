@@ -337,12 +337,21 @@ func (d *Dataplane) onExpired(f *conntrack.Flow[conntrack.Key4]) {
 	if !f.HasReply {
 		return
 	}
-	// A flow imported from an HA peer may name a local address or worker
-	// this process never had; its port was never ours to return.
+	// A flow imported from an HA peer may name a local address this
+	// process never had; its port was never ours to return. Its Owner is
+	// the peer's worker, which need not be ours (the peer may run another
+	// number of workers, so another split of the port range): the port
+	// goes to the pool whose share holds it. Release changes nothing if
+	// that pool never handed the port out.
 	reg := *d.locals.Load()
-	if int(f.Local) < len(reg) && int(f.Owner) < len(reg[f.Local].pools) &&
-		reg[f.Local].addr == f.Reply.Dst {
-		reg[f.Local].pools[f.Owner].Release(f.Reply.DstPort, d.sweepNow)
+	if int(f.Local) >= len(reg) || reg[f.Local].addr != f.Reply.Dst {
+		return
+	}
+	for _, pool := range reg[f.Local].pools {
+		if lo, hi := pool.Range(); lo <= f.Reply.DstPort && f.Reply.DstPort <= hi {
+			pool.Release(f.Reply.DstPort, d.sweepNow)
+			return
+		}
 	}
 }
 

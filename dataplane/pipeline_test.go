@@ -513,3 +513,37 @@ func TestExpireForeignFlow(t *testing.T) {
 		t.Fatalf("swept %d flows, want 1", n)
 	}
 }
+
+// TestExpireImportedFlowPortShare: an imported full-NAT flow whose Owner
+// is the peer's worker, not the one whose share holds its port here (the
+// peer runs another number of workers), gives its port back to the pool
+// that holds it when it expires. The port is out in that pool, as after an
+// insert that clashed with the imported flow and kept the port out.
+func TestExpireImportedFlowPortShare(t *testing.T) {
+	l := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{Workers: 2})
+	la := (*l.dp.locals.Load())[0]
+	pool := la.pools[1]
+	port, ok := pool.Get(l.clk.Now())
+	if !ok {
+		t.Fatal("no port in worker 1's share")
+	}
+	before := pool.Len()
+	f := conntrack.Flow[conntrack.Key4]{
+		Orig:     keyOf(netip.MustParseAddrPort("198.19.0.9:1234"), header.ProtoTCP),
+		Reply:    conntrack.Key4{Src: a4(beAddrs[0]), Dst: la.addr, SrcPort: backendPort, DstPort: port, Proto: header.ProtoTCP},
+		HasReply: true, Local: la.idx, Owner: 0, Backend: 0,
+	}
+	if _, err := l.dp.Table().Insert(&f, conntrack.StateEstablished, conntrack.Time(l.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	l.clk.Advance(conntrack.DefaultTimeouts().Established + 2*time.Second)
+	if n := l.dp.Sweep(1 << 20); n != 1 {
+		t.Fatalf("swept %d flows, want 1", n)
+	}
+	if got := pool.Len(); got != before+1 {
+		t.Fatalf("worker 1's pool has %d ports in after the expiry, want %d: port %d was not given back", got, before+1, port)
+	}
+	if got := la.pools[0].Len(); got != la.pools[0].Size() {
+		t.Fatalf("worker 0's pool has %d of %d ports in: it took a port it never gave", got, la.pools[0].Size())
+	}
+}

@@ -196,7 +196,8 @@ func (d *Dataplane) Resolve(n FlowNames, f *conntrack.Flow[conntrack.Key4]) erro
 // new here. Its SNAT port stays the peer's: should this appliance's pool
 // hand the same port out, Insert refuses the clash (DropPortInUse) and
 // the port stays out of the pool until the imported flow expires, when
-// the sweeper returns it to the pool of worker Owner. Control path, one
+// the sweeper returns it to the pool whose share holds it (not by Owner:
+// the peer may split the port range over another number of workers). Control path, one
 // goroutine.
 func (d *Dataplane) ImportFlow(r conntrack.Record[conntrack.Key4]) error {
 	return d.importFlow(r, d.findFlow(&r.Flow, func(*conntrack.Entry[conntrack.Key4]) {}))

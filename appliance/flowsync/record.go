@@ -76,8 +76,10 @@ type Record struct {
 	Backend netip.AddrPort
 	// Local is the SNAT source address of a full-NAT flow; zero otherwise.
 	Local netip.Addr
-	// Owner is the index of the worker that allocated the NAT port; the
-	// importing side returns the port to that worker's pool on expiry.
+	// Owner is the index of the sender's worker that allocated the NAT
+	// port. The importing side keeps it in the flow but, on expiry, gives
+	// the port back to whichever of its own pools holds it, since the two
+	// boxes may run different numbers of workers.
 	Owner uint16
 	// PersistTimeout is the timeout, in seconds, of a persistence
 	// template (StatePersist).
