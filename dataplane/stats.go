@@ -15,6 +15,7 @@ const (
 	cFragNeeded
 	cWaitErrors
 	cCrossLink
+	cPortClashes
 	cDropBase
 	cPassBase = cDropBase + int(NumDropReasons)
 	nCounters = cPassBase + int(NumPassReasons)
@@ -41,6 +42,7 @@ type Stats struct {
 	FragNeeded         uint64 // fragmentation-needed errors generated (ipip)
 	WaitErrors         uint64 // failed sleeps on the queue (the worker backs off)
 	CrossLink          uint64 // frames sent out of another link than they came in on, each a copy (in TX)
+	PortClashes        uint64 // SNAT ports passed over because a flow from elsewhere (HA import) held the tuple
 	Drops              [NumDropReasons]uint64
 	Passes             [NumPassReasons]uint64
 }
@@ -58,6 +60,7 @@ func (c *counters) snapshot() Stats {
 	s.FragNeeded = c.v[cFragNeeded].Load()
 	s.WaitErrors = c.v[cWaitErrors].Load()
 	s.CrossLink = c.v[cCrossLink].Load()
+	s.PortClashes = c.v[cPortClashes].Load()
 	// Drop and Pass are the sums of their reasons, summed here rather
 	// than counted twice per frame.
 	for i := range s.Drops {
@@ -86,6 +89,7 @@ func (s *Stats) Add(o Stats) {
 	s.FragNeeded += o.FragNeeded
 	s.WaitErrors += o.WaitErrors
 	s.CrossLink += o.CrossLink
+	s.PortClashes += o.PortClashes
 	for i := range s.Drops {
 		s.Drops[i] += o.Drops[i]
 	}

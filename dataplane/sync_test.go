@@ -240,3 +240,69 @@ func TestServiceLocals(t *testing.T) {
 		t.Error("a local address index out of range was accepted")
 	}
 }
+
+// TestSNATPortClash: after a failover the table holds the peer's flows,
+// whose SNAT ports came from the same range. A new flow whose first port
+// is taken toward its backend tries the next, and keeps the taken ports
+// out of use; only when snatTries ports in a row are taken is the SYN
+// dropped.
+func TestSNATPortClash(t *testing.T) {
+	l := newLab(t, labConfig(ModeNAT, header.ProtoTCP), Options{})
+	la := (*l.dp.locals.Load())[0]
+	pool := la.pools[0]
+	// The ports Get hands out next, in order (Unget puts them back on
+	// top, so they come out again the same way).
+	next := make([]uint16, 3+snatTries)
+	for i := range next {
+		p, ok := pool.Get(l.clk.Now())
+		if !ok {
+			t.Fatal("pool empty")
+		}
+		next[i] = p
+	}
+	for i := len(next) - 1; i >= 0; i-- {
+		pool.Unget(next[i])
+	}
+	size := pool.Len()
+	peerPort := uint16(2000)
+	// importHolding imports a peer flow toward every backend on port.
+	importHolding := func(port uint16) {
+		for b := range beAddrs {
+			peerPort++
+			f := conntrack.Flow[conntrack.Key4]{
+				Orig:     keyOf(netip.AddrPortFrom(netip.MustParseAddr("198.19.0.9"), peerPort), header.ProtoTCP),
+				Reply:    conntrack.Key4{Src: a4(beAddrs[b]), Dst: la.addr, SrcPort: backendPort, DstPort: port, Proto: header.ProtoTCP},
+				HasReply: true, Local: la.idx, Backend: uint32(b),
+			}
+			if err := l.dp.ImportFlow(conntrack.Record[conntrack.Key4]{Flow: f, State: conntrack.StateEstablished, Remaining: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	importHolding(next[0])
+	importHolding(next[1])
+
+	out := l.one(pt.TCP4(clientEP(40001), vipEP(), pt.FlagSYN, nil))
+	if got := uint16(pt.Decode(out).TCP().SrcPort); got != next[2] {
+		t.Fatalf("SYN sent from port %d, want %d (the first two are the peer's)", got, next[2])
+	}
+	if s := l.dp.Stats(); s.PortClashes != 2 || s.Drop != 0 {
+		t.Fatalf("port clashes %d, drops %v; want 2 and none", s.PortClashes, s.Drops)
+	}
+	if got := pool.Len(); got != size-3 {
+		t.Fatalf("%d ports in after the SYN, want %d: the two taken ones stay out", got, size-3)
+	}
+
+	// Every port it tries is taken: the SYN is dropped, counted.
+	for _, p := range next[3:] {
+		importHolding(p)
+	}
+	r := l.run(pt.TCP4(clientEP(40002), vipEP(), pt.FlagSYN, nil))
+	if len(r.tx) != 0 {
+		t.Fatal("SYN forwarded although every port tried is taken")
+	}
+	s := l.dp.Stats()
+	if s.Drops[DropPortInUse] != 1 || s.PortClashes != 2+snatTries {
+		t.Fatalf("drops %v, clashes %d; want one DropPortInUse and %d clashes", s.Drops, s.PortClashes, 2+snatTries)
+	}
+}

@@ -423,6 +423,13 @@ func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 	return VerdictTX, DropNone, PassNone
 }
 
+// snatTries is how many SNAT ports newFlow tries for one flow when the
+// reply tuples it builds are taken by flows imported from an HA peer.
+// After a failover a port is taken with the probability that the peer's
+// flows fill the port range toward that backend, so eight tries fail only
+// when the range is nearly full of them.
+const snatTries = 8
+
 // newFlow handles the first packet of a flow: find its service, pick a
 // backend, allocate a SNAT port in nat mode, record the flow and forward.
 func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReason, PassReason) {
@@ -464,33 +471,43 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 	f := conntrack.Flow[conntrack.Key4]{Orig: *k, Service: id, Backend: backend, Owner: w.id}
 	var pool *nat.PortPool
 	var port uint16
-	if mode == ModeNAT {
-		var la *localAddr
-		la, pool, port, ok = w.snatPort(now, st)
-		if !ok {
-			return VerdictDrop, DropPortsExhausted, PassNone
+	var e *conntrack.Entry[conntrack.Key4]
+	var err error
+	for try := 1; ; try++ {
+		if mode == ModeNAT {
+			var la *localAddr
+			la, pool, port, ok = w.snatPort(now, st)
+			if !ok {
+				return VerdictDrop, DropPortsExhausted, PassNone
+			}
+			// A backend without a port keeps the client's destination
+			// port: the service port, or for a ranged service whichever
+			// port of the range the client chose (port-preserving).
+			bport := be.Port
+			if bport == 0 {
+				bport = k.DstPort
+			}
+			f.HasReply = true
+			f.Local = la.idx
+			f.Reply = conntrack.Key4{Src: be.Addr, Dst: la.addr, SrcPort: bport, DstPort: port, Proto: k.Proto}
+		} else {
+			f.OneWay = true
 		}
-		// A backend without a port keeps the client's destination
-		// port: the service port, or for a ranged service whichever
-		// port of the range the client chose (port-preserving).
-		bport := be.Port
-		if bport == 0 {
-			bport = k.DstPort
+		e, err = w.d.ct.Insert(&f, state, conntrack.Time(now))
+		if err != conntrack.ErrReplyExists {
+			break
 		}
-		f.HasReply = true
-		f.Local = la.idx
-		f.Reply = conntrack.Key4{Src: be.Addr, Dst: la.addr, SrcPort: bport, DstPort: port, Proto: k.Proto}
-	} else {
-		f.OneWay = true
-	}
-	e, err := w.d.ct.Insert(&f, state, conntrack.Time(now))
-	if err != nil {
-		if err == conntrack.ErrReplyExists {
-			// The reply tuple is taken by a flow this pool did not
-			// place (one imported from an HA peer): keep the port out
-			// of use; that flow's expiry releases it.
+		// The reply tuple is taken by a flow this pool did not place
+		// (one imported from an HA peer, which picked its ports from
+		// the same range): keep the port out of use, as that flow's
+		// expiry releases it, and try the next one rather than drop
+		// the SYN and make the client wait a second to retransmit.
+		w.acc[cPortClashes]++
+		if try == snatTries {
 			return VerdictDrop, DropPortInUse, PassNone
 		}
+	}
+	if err != nil {
 		if pool != nil {
 			pool.Unget(port)
 		}

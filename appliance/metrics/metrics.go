@@ -72,6 +72,7 @@ type Collector struct {
 	health func(netip.AddrPort) int
 
 	rxPackets, rxBytes, txPackets, txBytes, passes, drops *prometheus.Desc
+	portClashes                                           *prometheus.Desc
 	ctLive, ctCapacity, ctRefused, ctInserted, ctExpired  *prometheus.Desc
 	svcPackets, svcBytes, svcNewFlows                     *prometheus.Desc
 	bePackets, beBytes, beNewFlows, beActive, beUp        *prometheus.Desc
@@ -96,6 +97,8 @@ func New(src Source, health func(netip.AddrPort) int) *Collector {
 		txBytes:   d("queue", "tx_bytes_total", "Bytes transmitted by the queue's worker.", "queue"),
 		passes:    d("queue", "passes_total", "Frames handed to the kernel's stack, by reason.", "queue", "reason"),
 		drops:     d("queue", "drops_total", "Frames dropped, by reason.", "queue", "reason"),
+		portClashes: d("queue", "snat_port_clashes_total",
+			"SNAT ports passed over for a new flow because a flow imported from the HA peer held the tuple.", "queue"),
 
 		ctLive:     d("conntrack", "live", "Flows in the connection table."),
 		ctCapacity: d("conntrack", "capacity", "Flows the connection table can hold."),
@@ -118,7 +121,7 @@ func New(src Source, health func(netip.AddrPort) int) *Collector {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.passes, c.drops,
+		c.rxPackets, c.rxBytes, c.txPackets, c.txBytes, c.passes, c.drops, c.portClashes,
 		c.ctLive, c.ctCapacity, c.ctRefused, c.ctInserted, c.ctExpired,
 		c.svcPackets, c.svcBytes, c.svcNewFlows,
 		c.bePackets, c.beBytes, c.beNewFlows, c.beActive,
@@ -151,6 +154,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.rxBytes, s.RXBytes, q)
 		counter(c.txPackets, s.TX, q)
 		counter(c.txBytes, s.TXBytes, q)
+		counter(c.portClashes, s.PortClashes, q)
 		for r := dataplane.DropReason(1); r < dataplane.NumDropReasons; r++ {
 			counter(c.drops, s.Drops[r], q, r.String())
 		}

@@ -38,7 +38,7 @@ var (
 )
 
 func fake() *fakeSource {
-	q0 := dataplane.Stats{RX: 10, TX: 7, RXBytes: 1000, TXBytes: 700}
+	q0 := dataplane.Stats{RX: 10, TX: 7, RXBytes: 1000, TXBytes: 700, PortClashes: 2}
 	q0.Drops[dataplane.DropNoFlow] = 2
 	q0.Passes[dataplane.PassNotIPv4] = 1
 	q1 := dataplane.Stats{RX: 5, TX: 5, RXBytes: 500, TXBytes: 520}
@@ -71,11 +71,15 @@ func TestCollector(t *testing.T) {
 		names []string
 		want  string
 	}{
-		{"queues", []string{"culvert_queue_rx_packets_total", "culvert_queue_tx_bytes_total"}, `
+		{"queues", []string{"culvert_queue_rx_packets_total", "culvert_queue_tx_bytes_total", "culvert_queue_snat_port_clashes_total"}, `
 # HELP culvert_queue_rx_packets_total Frames received on the queue.
 # TYPE culvert_queue_rx_packets_total counter
 culvert_queue_rx_packets_total{queue="0"} 10
 culvert_queue_rx_packets_total{queue="1"} 5
+# HELP culvert_queue_snat_port_clashes_total SNAT ports passed over for a new flow because a flow imported from the HA peer held the tuple.
+# TYPE culvert_queue_snat_port_clashes_total counter
+culvert_queue_snat_port_clashes_total{queue="0"} 2
+culvert_queue_snat_port_clashes_total{queue="1"} 0
 # HELP culvert_queue_tx_bytes_total Bytes transmitted by the queue's worker.
 # TYPE culvert_queue_tx_bytes_total counter
 culvert_queue_tx_bytes_total{queue="0"} 700
