@@ -38,7 +38,7 @@
 //	(rejects counted,          Conn.Send (adverts)
 //	 atomics, no locks)        gratuitous ARP (AF_PACKET)
 //	link watcher (rtnetlink) --> tracked state --+
-//	SetTracked, SetGARP ------------------------+
+//	SetTracked, SetAddrs -----------------------+
 //
 // The driver owns every Node and sleeps on a single timer set to the
 // earliest NextDeadline (monotonic clock, no polling). Tracking follows

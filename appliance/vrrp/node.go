@@ -170,6 +170,10 @@ func NewNode(cfg Config) (*Node, error) {
 // State returns the current state.
 func (n *Node) State() State { return n.state }
 
+// SetAddrs replaces the virtual addresses the advertisements carry (at
+// most 255, IPv4; the caller checks). It keeps addrs without copying.
+func (n *Node) SetAddrs(addrs []netip.Addr) { n.cfg.Addrs = addrs }
+
 // Priority returns the current priority.
 func (n *Node) Priority() uint8 { return n.priority }
 

@@ -50,7 +50,7 @@ type GroupConfig struct {
 	// GARP lists addresses to announce with gratuitous ARP on becoming
 	// master in addition to Node.Addrs: addresses the appliance answers for
 	// (SNAT addresses) that are not advertised. Duplicates are sent once.
-	// Router.SetGARP replaces the list while running.
+	// Router.SetAddrs replaces the list, and Node.Addrs, while running.
 	GARP []netip.Addr
 	// TrackInterfaces are links whose state the group follows
 	// (keepalived's track_interface): while one is down, a positive weight
@@ -245,10 +245,12 @@ type group struct {
 	garpLeft int
 	garpNext time.Time
 
-	// extra replaces cfg.GARP once SetGARP was called; extraSet tells the
-	// driver to rebuild garp. Written by SetGARP, read by the driver.
-	extra    atomic.Pointer[[]netip.Addr]
-	extraSet atomic.Bool
+	// vips is the advertised address list, cfg.Node.Addrs until SetAddrs
+	// replaces it: written by the driver, read by the reader (classify).
+	vips atomic.Pointer[[]netip.Addr]
+	// next holds the lists SetAddrs was given, for the driver to take in
+	// (retrack). Written by SetAddrs, taken by the driver.
+	next atomic.Pointer[groupAddrs]
 
 	// base is the configured priority, before tracking: cfg.Node.Priority
 	// until SetPriority changes it. Written by SetPriority, read by the
@@ -334,6 +336,7 @@ func newRouter(cfg RouterConfig, log *slog.Logger, onTransition func(vrid uint8,
 		}
 		g := &group{vrid: gc.Node.VRID, cfg: *gc, node: n}
 		g.garp = garpList(gc.Node.Addrs, gc.GARP)
+		g.vips.Store(&gc.Node.Addrs)
 		for _, t := range gc.TrackInterfaces {
 			g.tracks = append(g.tracks, groupTrack{"interface", t.Name, t.Weight, trackOf(r.ifs, t.Name)})
 		}
@@ -498,24 +501,34 @@ func (r *Router) SetPriority(vrid uint8, p uint8) error {
 	return nil
 }
 
-// SetGARP replaces group vrid's extra gratuitous ARP addresses
-// (GroupConfig.GARP) without restarting it, as when the daemon adds or
-// removes a SNAT address. A master announces the addresses that are new at
-// once; later rounds and later masterships use the new list. Safe from any
+// groupAddrs is what SetAddrs hands the driver.
+type groupAddrs struct{ vips, garp []netip.Addr }
+
+// SetAddrs replaces group vrid's virtual addresses (Node.Addrs, the list
+// its advertisements carry) and its extra gratuitous ARP addresses
+// (GroupConfig.GARP) without restarting it, as when a reload adds or
+// removes a VIP or a SNAT address. A master announces the addresses that
+// are new at once and advertises the new list from its next
+// advertisement; later rounds and later masterships use the new lists.
+// While the peer still advertises the old list its adverts count as
+// address mismatches, and with CheckAddrs they are rejected. Safe from any
 // goroutine; it does not block.
-func (r *Router) SetGARP(vrid uint8, addrs []netip.Addr) error {
+func (r *Router) SetAddrs(vrid uint8, vips, garp []netip.Addr) error {
 	g := r.byVRID[vrid]
 	if g == nil {
-		return fmt.Errorf("vrrp %s: set garp: no group with vrid %d", r.cfg.Interface, vrid)
+		return fmt.Errorf("vrrp %s: set addresses: no group with vrid %d", r.cfg.Interface, vrid)
 	}
-	for i, a := range addrs {
-		if !a.Is4() {
-			return fmt.Errorf("vrrp %s: set garp: addrs[%d]: %v: not an IPv4 address", r.cfg.Interface, i, a)
+	if len(vips) > 255 {
+		return fmt.Errorf("vrrp %d: set addresses: %d virtual addresses, at most 255", vrid, len(vips))
+	}
+	for _, l := range [][]netip.Addr{vips, garp} {
+		for i, a := range l {
+			if !a.Is4() {
+				return fmt.Errorf("vrrp %d: set addresses: [%d]: %v: not an IPv4 address", vrid, i, a)
+			}
 		}
 	}
-	c := slices.Clone(addrs)
-	g.extra.Store(&c)
-	g.extraSet.Store(true)
+	g.next.Store(&groupAddrs{vips: slices.Clone(vips), garp: slices.Clone(garp)})
 	r.poke()
 	return nil
 }
@@ -610,7 +623,7 @@ func (r *Router) classify(pkt []byte) (g *group, reason RejectReason, mismatch b
 		priority: b[offPriority],
 		interval: time.Duration(binary.BigEndian.Uint16(b[offInterval:])&0x0fff) * centisecond,
 	}
-	if !sameAddrs(b, g.cfg.Node.Addrs) {
+	if !sameAddrs(b, *g.vips.Load()) {
 		if g.cfg.CheckAddrs && m.priority != OwnerPriority {
 			return g, RejectAddrMismatch, false, received{}
 		}
@@ -735,14 +748,16 @@ func (r *Router) handle(now time.Time, m received) {
 	}
 }
 
-// retrack takes in what changed outside the driver: new GARP lists, and
+// retrack takes in what changed outside the driver: new address lists, and
 // tracked states, from which it recomputes every group's fault and
 // effective priority and drives the Nodes accordingly.
 func (r *Router) retrack(now time.Time) {
 	for _, g := range r.groups {
-		if g.extraSet.Swap(false) {
+		if a := g.next.Swap(nil); a != nil {
 			old := g.garp
-			g.garp = garpList(g.cfg.Node.Addrs, *g.extra.Load())
+			g.node.SetAddrs(a.vips)
+			g.vips.Store(&a.vips)
+			g.garp = garpList(a.vips, a.garp)
 			if g.state == Master && r.arp != nil {
 				for _, a := range g.garp {
 					if !slices.Contains(old, a) {

@@ -639,34 +639,83 @@ func TestRouterSendErrorsCounted(t *testing.T) {
 	}
 }
 
-func TestRouterSetGARP(t *testing.T) {
+// TestRouterSetAddrs: a reload's new address lists. Before Start they are
+// used from the first mastership; on a master the new addresses are
+// announced at once, the next advertisements carry the new list (the
+// backup, still on the old one, counts mismatches until it takes the same
+// list), and a removed address is not announced again.
+func TestRouterSetAddrs(t *testing.T) {
 	snat6 := netip.MustParseAddr("198.18.5.201")
+	vip6 := netip.MustParseAddr("198.18.5.101")
+	link := new(memLink)
 	cfg := routerConfig(fastGroup(1, 200))
 	cfg.GARPRepeat = 0
-	a := newMemRouter(t, new(memLink), addrA, cfg)
-	if err := a.SetGARP(9, nil); err == nil {
-		t.Error("SetGARP for a VRID the router does not run succeeded")
+	a := newMemRouter(t, link, addrA, cfg)
+	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
+	if err := a.SetAddrs(9, nil, nil); err == nil {
+		t.Error("SetAddrs for a VRID the router does not run succeeded")
 	}
-	if err := a.SetGARP(1, []netip.Addr{{}}); err == nil {
-		t.Error("SetGARP with an invalid address succeeded")
+	if err := a.SetAddrs(1, []netip.Addr{vip5}, []netip.Addr{{}}); err == nil {
+		t.Error("SetAddrs with an invalid GARP address succeeded")
+	}
+	if err := a.SetAddrs(1, []netip.Addr{{}}, nil); err == nil {
+		t.Error("SetAddrs with an invalid virtual address succeeded")
 	}
 	// Set before Start: used from the first mastership on.
-	if err := a.SetGARP(1, []netip.Addr{snat5}); err != nil {
+	if err := a.SetAddrs(1, []netip.Addr{vip5}, []netip.Addr{snat5}); err != nil {
 		t.Fatal(err)
 	}
 	a.Start()
+	b.Start()
 	a.rec.waitFor(t, 1, Master, time.Second)
+	b.rec.waitFor(t, 1, Backup, time.Second)
 	time.Sleep(50 * time.Millisecond)
 	want := []netip.Addr{vip5, snat5}
 	if got := addrsOf(a.arp.list()); !slices.Equal(got, want) {
 		t.Fatalf("announced %v, want %v", got, want)
 	}
-	// While master: only the new address is announced, at once.
-	a.SetGARP(1, []netip.Addr{snat5, snat6})
-	time.Sleep(50 * time.Millisecond)
-	want = append(want, snat6)
+	mismatches := func() uint64 { return groupOf(t, b.Snapshot(), 1).AddrMismatches }
+	if n := mismatches(); n != 0 {
+		t.Fatalf("b counted %d address mismatches with the same lists", n)
+	}
+
+	// While master: only the new addresses are announced, at once, and
+	// the adverts carry the new list.
+	if err := a.SetAddrs(1, []netip.Addr{vip5, vip6}, []netip.Addr{snat5, snat6}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(350 * time.Millisecond)
+	want = append(want, vip6, snat6)
 	if got := addrsOf(a.arp.list()); !slices.Equal(got, want) {
 		t.Fatalf("announced %v, want %v", got, want)
+	}
+	if n := mismatches(); n < 2 {
+		t.Fatalf("b counted %d address mismatches in 350 ms of adverts with a new list", n)
+	}
+	if err := b.SetAddrs(1, []netip.Addr{vip6, vip5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	n := mismatches()
+	time.Sleep(350 * time.Millisecond)
+	if m := mismatches(); m != n {
+		t.Fatalf("b counted %d more mismatches once its list was the same set", m-n)
+	}
+	if g := groupOf(t, b.Snapshot(), 1); g.State != Backup {
+		t.Fatalf("b is %v, want backup throughout", g.State)
+	}
+
+	// Removing an address: a later mastership announces the new list only.
+	if err := a.SetAddrs(1, []netip.Addr{vip6}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.SetAddrs(1, []netip.Addr{vip6}, nil)
+	before := len(a.arp.list())
+	switchOver(t, func() { mustSetPriority(t, a, 50) }, b, a)
+	switchOver(t, func() { mustSetPriority(t, a, 200) }, a, b)
+	time.Sleep(50 * time.Millisecond)
+	if got := addrsOf(a.arp.list()[before:]); !slices.Equal(got, []netip.Addr{vip6}) {
+		t.Fatalf("announced %v on the new mastership, want [%v]", got, vip6)
 	}
 }
 
