@@ -52,7 +52,10 @@ const syncTrack = "sync"
 type haState struct {
 	router *vrrp.Router
 	sync   *flowsync.Endpoint // nil without HA.Sync
+	// groups holds each group's addresses, VIPs then SNAT addresses, and
+	// master the groups that are master here. Under Daemon.applyMu.
 	groups map[uint8][]netip.Addr
+	master map[uint8]bool
 	// owned is a copy of Daemon.owned for the sync goroutine.
 	owned atomic.Pointer[map[netip.Addr]bool]
 	// refreshing is set while a refresh walk runs (one at a time).
@@ -63,7 +66,7 @@ type haState struct {
 // daemon's workers are running; nothing is owned yet.
 func (d *Daemon) startHA(ctx context.Context) error {
 	h := d.spec.HA
-	ha := &haState{groups: map[uint8][]netip.Addr{}}
+	ha := &haState{groups: map[uint8][]netip.Addr{}, master: map[uint8]bool{}}
 	empty := map[netip.Addr]bool{}
 	ha.owned.Store(&empty)
 	d.ha = ha
@@ -80,8 +83,9 @@ func (d *Daemon) startHA(ctx context.Context) error {
 		if g.AdvertInt != 0 {
 			nc.AdvertInterval = g.AdvertInt
 		}
-		nc.Addrs = d.spec.GroupVIPs(i)
-		gc := vrrp.GroupConfig{Node: nc, GARP: d.spec.GroupLocals(i)}
+		ga := groupAddrs{vrid: g.VirtualRouterID, vips: d.spec.GroupVIPs(i), locals: d.spec.GroupLocals(i)}
+		nc.Addrs = ga.vips
+		gc := vrrp.GroupConfig{Node: nc, GARP: ga.locals}
 		for _, t := range g.TrackInterface {
 			gc.TrackInterfaces = append(gc.TrackInterfaces, vrrp.Track{Name: t.Name, Weight: uint8(t.Weight)})
 		}
@@ -93,7 +97,7 @@ func (d *Daemon) startHA(ctx context.Context) error {
 			gc.Track = append(gc.Track, vrrp.Track{Name: syncTrack, Weight: vrrp.OwnerPriority - 2})
 		}
 		rc.Groups = append(rc.Groups, gc)
-		ha.groups[g.VirtualRouterID] = append(append([]netip.Addr(nil), nc.Addrs...), gc.GARP...)
+		ha.groups[g.VirtualRouterID] = ga.all()
 	}
 	r, err := vrrp.NewRouter(rc, d.log.With("component", "vrrp"), d.vrrpTransition)
 	if err != nil {
@@ -150,6 +154,7 @@ func (d *Daemon) vrrpTransition(vrid uint8, from, to vrrp.State) {
 	d.log.Info("vrrp transition", "vrid", vrid, "from", from, "to", to)
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
+	d.ha.master[vrid] = to == vrrp.Master
 	for _, a := range d.ha.groups[vrid] {
 		if to == vrrp.Master {
 			d.owned[a] = true
@@ -157,11 +162,51 @@ func (d *Daemon) vrrpTransition(vrid uint8, from, to vrrp.State) {
 			delete(d.owned, a)
 		}
 	}
+	d.ownedChanged("vrrp transition")
+}
+
+// ownedChanged publishes Daemon.owned to the sync goroutine and steers by
+// it. Under applyMu.
+func (d *Daemon) ownedChanged(why string) {
 	cp := maps.Clone(d.owned)
 	d.ha.owned.Store(&cp)
 	if err := d.steer(); err != nil {
-		d.log.Error("steering after vrrp transition", "vrid", vrid, "err", err)
+		d.log.Error("steering after "+why, "err", err)
 	}
+}
+
+// setGroupAddrs takes in a reload's new group addresses: a group that is
+// master here gives up the addresses it lost and claims the new ones
+// (steering them, and the Router announcing them with gratuitous ARP); a
+// backup claims the new list when it next becomes master. The Router
+// advertises the new VIP list. Under applyMu, after the dataplane has the
+// new configuration.
+func (d *Daemon) setGroupAddrs(changes []groupAddrs) {
+	if len(changes) == 0 {
+		return
+	}
+	// Every release before any claim: an address may move between two
+	// groups that are both master here.
+	for _, c := range changes {
+		if d.ha.master[c.vrid] {
+			for _, a := range d.ha.groups[c.vrid] {
+				delete(d.owned, a)
+			}
+		}
+	}
+	for _, c := range changes {
+		d.ha.groups[c.vrid] = c.all()
+		if d.ha.master[c.vrid] {
+			for _, a := range d.ha.groups[c.vrid] {
+				d.owned[a] = true
+			}
+		}
+		if err := d.ha.router.SetAddrs(c.vrid, c.vips, c.locals); err != nil {
+			d.log.Error("vrrp addresses not changed", "vrid", c.vrid, "err", err) // Validate keeps them IPv4, at most 255
+		}
+		d.log.Info("vrrp group addresses set by reload", "vrid", c.vrid, "vips", c.vips, "local_addrs", c.locals, "master", d.ha.master[c.vrid])
+	}
+	d.ownedChanged("reload")
 }
 
 // runResyncGate holds each group's priority down to 1 (the syncTrack

@@ -253,18 +253,35 @@ func (s *Spec) GroupLocals(i int) []netip.Addr {
 	return s.LocalAddrs
 }
 
-// sameGroupAddrs reports whether every VRRP group owns the same VIPs and
-// local addresses under a and b.
-func sameGroupAddrs(a, b *Spec) bool {
-	if a.HA == nil || b.HA == nil {
-		return a.HA == b.HA
+// groupAddrs is what VRRP group i owns under s: its VIPs, which its
+// advertisements carry, and its SNAT addresses.
+type groupAddrs struct {
+	vrid   uint8
+	vips   []netip.Addr
+	locals []netip.Addr
+}
+
+// all is the group's addresses, VIPs first.
+func (g groupAddrs) all() []netip.Addr {
+	return append(slices.Clone(g.vips), g.locals...)
+}
+
+// groupAddrChanges returns the groups of spec that own other VIPs or local
+// addresses than under old (a lone group's are every VIP and every local
+// address, so a new service can change them). spec and old must have the
+// same groups (priorityChanges says so).
+func groupAddrChanges(spec, old *Spec) []groupAddrs {
+	if spec.HA == nil || old.HA == nil {
+		return nil
 	}
-	for i := range a.HA.Groups {
-		if !slices.Equal(a.GroupVIPs(i), b.GroupVIPs(i)) || !slices.Equal(a.GroupLocals(i), b.GroupLocals(i)) {
-			return false
+	var out []groupAddrs
+	for i, g := range spec.HA.Groups {
+		vips, locals := spec.GroupVIPs(i), spec.GroupLocals(i)
+		if !slices.Equal(vips, old.GroupVIPs(i)) || !slices.Equal(locals, old.GroupLocals(i)) {
+			out = append(out, groupAddrs{vrid: g.VirtualRouterID, vips: vips, locals: locals})
 		}
 	}
-	return true
+	return out
 }
 
 // prioChange is a VRRP group's new priority.
@@ -272,7 +289,7 @@ type prioChange struct{ vrid, prio uint8 }
 
 // priorityChanges compares the ha sections of a reload: ok is true when
 // they are alike but for the groups' priorities, which it returns where
-// they changed.
+// they changed, and the groups' addresses (see groupAddrChanges).
 func priorityChanges(spec, old *HASpec) (changes []prioChange, ok bool) {
 	if spec == nil || old == nil {
 		return nil, spec == old
@@ -287,6 +304,8 @@ func priorityChanges(spec, old *HASpec) (changes []prioChange, ok bool) {
 			changes = append(changes, prioChange{vrid: same.Groups[i].VirtualRouterID, prio: p})
 			same.Groups[i].Priority = old.Groups[i].Priority
 		}
+		same.Groups[i].VirtualIPAddress = old.Groups[i].VirtualIPAddress
+		same.Groups[i].LocalAddrs = old.Groups[i].LocalAddrs
 	}
 	if !reflect.DeepEqual(fileHAOf(&same), fileHAOf(old)) {
 		return nil, false

@@ -3,6 +3,7 @@ package appliance
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,27 +96,32 @@ func TestParseHAErrors(t *testing.T) {
 	}
 }
 
-// TestSameGroupAddrs: a lone group without lists owns every VIP and local
-// address, so adding a service on a new VIP changes its addresses (which a
-// reload must refuse: they are fixed at start).
-func TestSameGroupAddrs(t *testing.T) {
+// TestGroupAddrChanges: a reload that adds a VIP or a local address
+// changes what a lone group owns; groupAddrChanges names the group and its
+// new lists, and nothing when they stay.
+func TestGroupAddrChanges(t *testing.T) {
 	a, err := Parse("ha.yaml", []byte(haYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := *a
-	if !sameGroupAddrs(a, &b) {
-		t.Error("a spec differs from its copy")
+	if ch := groupAddrChanges(a, &b); ch != nil {
+		t.Errorf("a spec differs from its copy: %+v", ch)
 	}
+	vip9, local9 := netip.MustParseAddr("198.18.1.9"), netip.MustParseAddr("198.18.2.9")
 	b.Services = append(append([]ServiceSpec(nil), a.Services...), a.Services[0])
-	b.Services[1].VIP = netip.MustParseAddr("198.18.1.9")
-	if sameGroupAddrs(a, &b) {
-		t.Error("a new VIP went unnoticed")
+	b.Services[1].VIP = vip9
+	ch := groupAddrChanges(&b, a)
+	if len(ch) != 1 || ch[0].vrid != 51 || !slices.Equal(ch[0].vips, []netip.Addr{a.Services[0].VIP, vip9}) || !slices.Equal(ch[0].locals, a.LocalAddrs) {
+		t.Errorf("a new VIP: %+v", ch)
+	}
+	if got := ch[0].all(); !slices.Equal(got, append([]netip.Addr{a.Services[0].VIP, vip9}, a.LocalAddrs...)) {
+		t.Errorf("all() = %v", got)
 	}
 	c := *a
-	c.LocalAddrs = append(append([]netip.Addr(nil), a.LocalAddrs...), netip.MustParseAddr("198.18.2.9"))
-	if sameGroupAddrs(a, &c) {
-		t.Error("a new local address went unnoticed")
+	c.LocalAddrs = append(append([]netip.Addr(nil), a.LocalAddrs...), local9)
+	if ch := groupAddrChanges(&c, a); len(ch) != 1 || !slices.Equal(ch[0].locals, c.LocalAddrs) {
+		t.Errorf("a new local address: %+v", ch)
 	}
 }
 
@@ -145,6 +151,9 @@ func TestPriorityChanges(t *testing.T) {
 			return strings.Replace(strings.Replace(y, "priority: 150", "priority: 50", 1), "virtual_router_id: 51", "virtual_router_id: 52", 1)
 		}), nil, false},
 		{"sync key", parse(func(y string) string { return strings.Replace(y, "key: 0011", "key: 9911", 1) }), nil, false},
+		{"addresses", parse(func(y string) string {
+			return strings.Replace(y, "priority: 150", "priority: 150\n      virtual_ipaddress: [198.18.1.1]\n      local_addrs: [198.18.2.1]", 1)
+		}), nil, true},
 		{"ha removed", nil, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,10 +21,12 @@ var ErrNoChange = errors.New("configuration unchanged")
 // What cannot change live, because it sizes memory or sockets opened at
 // start: the interfaces (names, queues, roles), max_flows, timeouts (the
 // connection table's), control_socket, metrics_listen and ha (VRRP groups
-// and sync run on sockets opened at start), except a VRRP group's
-// priority: a reload that changes only priorities sets them live, as
-// keepalived's does, so lowering the master's below its peer's hands the
-// group over (a planned failover) and raising it back takes it back.
+// and sync run on sockets opened at start), except a VRRP group's priority
+// and addresses. A reload sets priorities live, as keepalived's does, so
+// lowering the master's below its peer's hands the group over (a planned
+// failover) and raising it back takes it back. It may change the VIPs and
+// SNAT addresses a group owns (with one group: add or remove a service's
+// VIP or a local address): a master claims the new ones at once.
 func (d *Daemon) Reload(spec *Spec) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -58,10 +60,8 @@ func (d *Daemon) reload(spec *Spec) error {
 		fixed = append(fixed, "control_socket/metrics_listen")
 	}
 	prios, ok := priorityChanges(spec.HA, old.HA)
-	if !ok || !sameGroupAddrs(spec, old) {
-		// The VRRP groups and the addresses they own (a lone group's are
-		// every VIP and local address) are fixed at start.
-		fixed = append(fixed, "ha other than a group's priority (or the VIPs and local addresses of its groups)")
+	if !ok {
+		fixed = append(fixed, "ha other than the groups' priorities and addresses")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("reload refused: %v cannot change while running (restart culvert to change them); the running configuration stays", fixed)
@@ -88,6 +88,9 @@ func (d *Daemon) reload(spec *Spec) error {
 			d.log.Error("restoring the running configuration after a failed reload", "err", rerr)
 		}
 		return fmt.Errorf("reload failed, running configuration restored: %w", err)
+	}
+	if d.ha != nil {
+		d.setGroupAddrs(groupAddrChanges(spec, old))
 	}
 	for _, c := range prios {
 		if err := d.ha.router.SetPriority(c.vrid, c.prio); err != nil {

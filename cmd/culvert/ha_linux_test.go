@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -211,6 +212,7 @@ func (p *haPair) waitSynced(n *haNode, within time.Duration) {
 // stream of a datagram every period; they record failures and the
 // longest gap between successes.
 type haConns struct {
+	once     sync.Once // closes stop
 	mu       sync.Mutex
 	ok, fail int
 	errs     []string
@@ -333,9 +335,9 @@ func (c *haConns) udpRecv(u net.Conn) {
 	}
 }
 
-// close stops the loops and returns what they saw.
+// close stops the loops and waits for them; again, it does nothing.
 func (c *haConns) close() {
-	close(c.stop)
+	c.once.Do(func() { close(c.stop) })
 	c.wg.Wait()
 }
 
@@ -808,5 +810,130 @@ func TestLabHAPriorityReload(t *testing.T) {
 	}
 	if conns.tcpGap > failoverBudget(period) {
 		t.Errorf("longest gap %v, budget %v", conns.tcpGap, failoverBudget(period))
+	}
+}
+
+// reloadSpec edits n's configuration as a Spec, writes it and sends the
+// daemon SIGHUP.
+func (p *haPair) reloadSpec(n *haNode, edit func(*appliance.Spec)) {
+	p.t.Helper()
+	path := filepath.Join(n.dir, "culvert.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	s, err := appliance.Parse(path, b)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	edit(s)
+	out, err := appliance.Marshal(s)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	proc := p.b.proc
+	if n == p.a {
+		proc = p.run.daemon.Process
+	}
+	proc.Signal(syscall.SIGHUP)
+}
+
+// TestLabHAReloadVIP: a reload may add a service on a new VIP to a running
+// pair (one group, which owns every VIP). The master claims the new VIP at
+// once and forwards it; the backup takes it over with the rest when the
+// master dies, and the connections to both VIPs survive that.
+func TestLabHAReloadVIP(t *testing.T) {
+	vip2 := netip.MustParseAddr("198.18.1.2")
+	p := startPair(t, "nat", false)
+	const period = 50 * time.Millisecond
+	l := p.run.lab
+	c1 := openConnsTo(t, l, l.VIP, 8, period)
+	defer c1.close()
+	dial2 := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, err := l.Client.DialContext(ctx, "tcp4", net.JoinHostPort(vip2.String(), "80"))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial2(300 * time.Millisecond); err == nil {
+		t.Fatal("the new VIP answers before any reload: the test shows nothing")
+	}
+	addVIP2 := func(s *appliance.Spec) {
+		n := len(s.Services)
+		for i := 0; i < n; i++ {
+			sv := s.Services[i]
+			sv.Name, sv.VIP = sv.Name+"2", vip2
+			s.Services = append(s.Services, sv)
+		}
+	}
+	p.reloadSpec(p.b, addVIP2)
+	p.reloadSpec(p.a, addVIP2)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := dial2(300 * time.Millisecond)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new VIP does not answer 5 s after the reload: %v\nA log:\n%s", err, p.run.logBuf)
+		}
+	}
+	for _, n := range []*haNode{p.a, p.b} {
+		log := p.run.logBuf.String()
+		if n == p.b {
+			log = p.b.log.String()
+		}
+		if !strings.Contains(log, "vrrp group addresses set by reload") || strings.Contains(log, "reload refused") {
+			t.Fatalf("%s did not take the reload:\n%s", n.name, log)
+		}
+	}
+	c2 := openConnsTo(t, l, vip2, 8, period)
+	defer c2.close()
+	time.Sleep(time.Second)
+	var sa, sb RunStats
+	p.showBoth("stats", &sa, &sb)
+	t.Logf("before failover: new flows A %d, B %d", sa.Dataplane.NewFlows, sb.Dataplane.NewFlows)
+
+	c1.resetGaps()
+	c2.resetGaps()
+	p.run.daemon.Process.Signal(syscall.SIGKILL)
+	p.run.daemon.Wait()
+	p.run.stopped = true
+	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	time.Sleep(2 * time.Second)
+	t.Logf("after A died: VIP1 %s; VIP2 %s", c1.report(), c2.report())
+	if err := dial2(time.Second); err != nil {
+		t.Errorf("a new connection to the new VIP through B: %v", err)
+	}
+	for i, c := range []*haConns{c1, c2} {
+		c.mu.Lock()
+		if c.fail != 0 || c.ok == 0 {
+			t.Errorf("VIP%d: %d ok, %d failed: %v", i+1, c.ok, c.fail, c.errs)
+		}
+		if c.tcpGap > failoverBudget(period) {
+			t.Errorf("VIP%d: longest gap %v, budget %v", i+1, c.tcpGap, failoverBudget(period))
+		}
+		c.mu.Unlock()
+	}
+
+	// And a reload that removes the VIP's services gives it up at once.
+	c2.close()
+	p.reloadSpec(p.b, func(s *appliance.Spec) {
+		s.Services = slices.DeleteFunc(s.Services, func(sv appliance.ServiceSpec) bool { return sv.VIP == vip2 })
+	})
+	deadline = time.Now().Add(5 * time.Second)
+	for dial2(300*time.Millisecond) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed VIP still answers 5 s after the reload\nB log:\n%s", p.b.log)
+		}
+	}
+	if err := dial2(time.Second); err == nil {
+		t.Error("the removed VIP answered again")
 	}
 }
