@@ -295,7 +295,9 @@ func (d *Dataplane) Apply(c *Config) error {
 			}
 			la = &localAddr{addr: a, idx: uint16(len(reg))}
 			for _, share := range nat.SplitPorts(d.opt.PortLo, d.opt.PortHi, d.opt.Workers) {
-				la.pools = append(la.pools, nat.NewPortPool(share[0], share[1], d.opt.PortQuarantine))
+				pool := nat.NewPortPool(share[0], share[1], d.opt.PortQuarantine)
+				pool.Shuffle()
+				la.pools = append(la.pools, pool)
 			}
 			reg = append(reg[:len(reg):len(reg)], la)
 		}

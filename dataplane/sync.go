@@ -194,8 +194,9 @@ func (d *Dataplane) Resolve(n FlowNames, f *conntrack.Flow[conntrack.Key4]) erro
 // ImportFlow installs a flow received from the HA peer (see
 // conntrack.Table.Import) and counts it against its backend when it is
 // new here. Its SNAT port stays the peer's: should this appliance's pool
-// hand the same port out, Insert refuses the clash (DropPortInUse) and
-// the port stays out of the pool until the imported flow expires, when
+// hand the same port out toward the same backend, Insert refuses the
+// clash, the worker tries another port (see snatTries), and the port
+// stays out of the pool until the imported flow expires, when
 // the sweeper returns it to the pool whose share holds it (not by Owner:
 // the peer may split the port range over another number of workers). Control path, one
 // goroutine.

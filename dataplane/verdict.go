@@ -46,7 +46,7 @@ const (
 	DropNoNeighbor                // next hop's link-layer address is unknown
 	DropTableFull                 // connection table full: new flow refused
 	DropPortsExhausted            // no SNAT source port free on any local address
-	DropPortInUse                 // every SNAT tuple tried (snatTries) is held by a flow from elsewhere (HA import)
+	DropPortInUse                 // every SNAT tuple tried (snatTries) is held by a flow from elsewhere (HA import), or the new flow's tuple is a flow's reply tuple
 	DropTooBig                    // encapsulated packet exceeds the MTU and DF is clear
 	DropNoHeadroom                // no room in front of the frame to encapsulate
 	DropTXFull                    // transmit ring full

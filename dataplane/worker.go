@@ -425,9 +425,10 @@ func (w *Worker) encap(i int, be *Backend) (Verdict, DropReason, PassReason) {
 
 // snatTries is how many SNAT ports newFlow tries for one flow when the
 // reply tuples it builds are taken by flows imported from an HA peer.
-// After a failover a port is taken with the probability that the peer's
-// flows fill the port range toward that backend, so eight tries fail only
-// when the range is nearly full of them.
+// After a failover a port is taken about as often as the peer's flows
+// toward that backend fill the port range (the pools hand ports out in
+// random order, different on each box: nat.PortPool.Shuffle), so eight
+// tries in a row fail only when the range is nearly full of them.
 const snatTries = 8
 
 // newFlow handles the first packet of a flow: find its service, pick a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -167,6 +168,21 @@ func NewPortPool(lo, hi uint16, quarantine time.Duration) *PortPool {
 	p.tail.Store(size)
 	p.cachedTail = size
 	return p
+}
+
+// Shuffle puts the ports of a new pool in random order; without it Get
+// hands them out from lo up. Call it before the first Get.
+//
+// The dataplane shuffles every pool: the two appliances of an HA pair then
+// do not hand out the same ports in the same order, which after a
+// failover would make the new master's first ports clash, one after
+// another, with its peer's flows toward the same backend; and the ports
+// are not predictable from outside.
+func (p *PortPool) Shuffle() {
+	if p.head.Load() != 0 || len(p.stack) != 0 {
+		panic("nat: Shuffle of a pool in use")
+	}
+	rand.Shuffle(int(p.size), func(i, j int) { p.ring[i], p.ring[j] = p.ring[j], p.ring[i] })
 }
 
 // Get hands out a port, or reports ok=false when every port is out or in

@@ -839,3 +839,43 @@ func BenchmarkGetRelease(b *testing.B) {
 		<-done
 	})
 }
+
+// TestPortPoolShuffle: a shuffled pool hands out every port of its range
+// once, not in order, and two pools not in the same order.
+func TestPortPoolShuffle(t *testing.T) {
+	a, b := nat.NewPortPool(1024, 65535, 0), nat.NewPortPool(1024, 65535, 0)
+	a.Shuffle()
+	b.Shuffle()
+	seen := make([]bool, 65536)
+	inOrder, same := 0, 0
+	for i := range 65535 - 1024 + 1 {
+		pa, ok := a.Get(0)
+		pb, okb := b.Get(0)
+		if !ok || !okb {
+			t.Fatalf("Get #%d failed", i)
+		}
+		if pa < 1024 || seen[pa] {
+			t.Fatalf("port %d out of range or handed out twice", pa)
+		}
+		seen[pa] = true
+		if pa == uint16(1024+i) {
+			inOrder++
+		}
+		if pa == pb {
+			same++
+		}
+	}
+	if _, ok := a.Get(0); ok {
+		t.Fatal("a port beyond the range")
+	}
+	// A random permutation has one fixed point on average.
+	if inOrder > 20 || same > 20 {
+		t.Fatalf("%d ports in range order, %d the same in both pools", inOrder, same)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Shuffle of a pool in use did not panic")
+		}
+	}()
+	a.Shuffle()
+}
