@@ -195,16 +195,20 @@ func (d *Daemon) setGroupAddrs(changes []groupAddrs) {
 		}
 	}
 	for _, c := range changes {
-		d.ha.groups[c.vrid] = c.all()
+		if err := d.ha.router.SetAddrs(c.vrid, c.vips, c.locals); err != nil {
+			// Not reached: Validate keeps them IPv4 and at most 255 VIPs.
+			// The group keeps its old addresses rather than own some it
+			// does not advertise or announce.
+			d.log.Error("vrrp addresses not changed", "vrid", c.vrid, "err", err)
+		} else {
+			d.ha.groups[c.vrid] = c.all()
+			d.log.Info("vrrp group addresses set by reload", "vrid", c.vrid, "vips", c.vips, "local_addrs", c.locals, "master", d.ha.master[c.vrid])
+		}
 		if d.ha.master[c.vrid] {
 			for _, a := range d.ha.groups[c.vrid] {
 				d.owned[a] = true
 			}
 		}
-		if err := d.ha.router.SetAddrs(c.vrid, c.vips, c.locals); err != nil {
-			d.log.Error("vrrp addresses not changed", "vrid", c.vrid, "err", err) // Validate keeps them IPv4, at most 255
-		}
-		d.log.Info("vrrp group addresses set by reload", "vrid", c.vrid, "vips", c.vips, "local_addrs", c.locals, "master", d.ha.master[c.vrid])
 	}
 	d.ownedChanged("reload")
 }

@@ -170,6 +170,9 @@ func (s *Spec) validateHA(add func(string, ...any)) {
 			}
 		}
 		claim("virtual_ipaddress", g.VirtualIPAddress, vips, "is no service's VIP", vipOwner)
+		if n := len(s.GroupVIPs(i)); n > 255 {
+			add("%s.virtual_ipaddress: %d VIPs: a VRRP advertisement carries at most 255 (split them over several groups)", at, n)
+		}
 		claim("local_addrs", g.LocalAddrs, locals, "is not one of local_addrs", localOwner)
 		for j, t := range g.TrackInterface {
 			if t.Name == "" || len(t.Name) > 15 {

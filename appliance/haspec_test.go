@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -165,5 +166,30 @@ func TestPriorityChanges(t *testing.T) {
 	}
 	if got, ok := priorityChanges(nil, nil); !ok || got != nil {
 		t.Errorf("no ha on either side: %v %v", got, ok)
+	}
+}
+
+// TestHATooManyVIPs: a VRRP advertisement carries at most 255 addresses,
+// so a group that would own more (a lone group owns every VIP) is refused,
+// at start and on reload alike.
+func TestHATooManyVIPs(t *testing.T) {
+	s, err := Parse("ha.yaml", []byte(haYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := s.Services[0]
+	for i := range 255 {
+		sv := base
+		sv.Name = fmt.Sprintf("extra%d", i)
+		sv.VIP = netip.AddrFrom4([4]byte{198, 18, 16 + byte(i/200), byte(1 + i%200)})
+		s.Services = append(s.Services, sv)
+	}
+	err = s.Validate()
+	if err == nil || !strings.Contains(err.Error(), "ha.vrrp_instances[0].virtual_ipaddress: 256 VIPs") {
+		t.Fatalf("256 VIPs in one group: %v", err)
+	}
+	s.Services = s.Services[:255]
+	if err := s.Validate(); err != nil {
+		t.Fatalf("255 VIPs in one group: %v", err)
 	}
 }

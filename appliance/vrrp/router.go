@@ -753,19 +753,7 @@ func (r *Router) handle(now time.Time, m received) {
 // effective priority and drives the Nodes accordingly.
 func (r *Router) retrack(now time.Time) {
 	for _, g := range r.groups {
-		if a := g.next.Swap(nil); a != nil {
-			old := g.garp
-			g.node.SetAddrs(a.vips)
-			g.vips.Store(&a.vips)
-			g.garp = garpList(a.vips, a.garp)
-			if g.state == Master && r.arp != nil {
-				for _, a := range g.garp {
-					if !slices.Contains(old, a) {
-						r.announceOne(g, a)
-					}
-				}
-			}
-		}
+		r.takeAddrs(g, true)
 		fault, prio, down := g.evaluate()
 		g.stats.priority.Store(uint32(prio))
 		switch {
@@ -847,6 +835,26 @@ func (r *Router) apply(g *group, now time.Time, acts []Action) {
 	}
 }
 
+// takeAddrs takes in the address lists SetAddrs was last given, if any.
+// With announce, a master announces the addresses that are new.
+func (r *Router) takeAddrs(g *group, announce bool) {
+	a := g.next.Swap(nil)
+	if a == nil {
+		return
+	}
+	old := g.garp
+	g.node.SetAddrs(a.vips)
+	g.vips.Store(&a.vips)
+	g.garp = garpList(a.vips, a.garp)
+	if announce && g.state == Master && r.arp != nil {
+		for _, x := range g.garp {
+			if !slices.Contains(old, x) {
+				r.announceOne(g, x)
+			}
+		}
+	}
+}
+
 func (r *Router) transition(g *group, to State) {
 	from := g.state
 	if from == to {
@@ -868,6 +876,9 @@ func (r *Router) transition(g *group, to State) {
 		r.onTransition(g.vrid, from, to)
 	}
 	if to == Master {
+		// onTransition may have waited for a reload that set new lists:
+		// announce those, not the ones they replace.
+		r.takeAddrs(g, false)
 		r.announce(g)
 		g.garpLeft = r.cfg.GARPRepeat
 		g.garpNext = time.Now().Add(r.cfg.GARPInterval)

@@ -844,7 +844,8 @@ func (p *haPair) reloadSpec(n *haNode, edit func(*appliance.Spec)) {
 // TestLabHAReloadVIP: a reload may add a service on a new VIP to a running
 // pair (one group, which owns every VIP). The master claims the new VIP at
 // once and forwards it; the backup takes it over with the rest when the
-// master dies, and the connections to both VIPs survive that.
+// master dies, and the connections to both VIPs survive that. A reload
+// that removes it again stops it answering.
 func TestLabHAReloadVIP(t *testing.T) {
 	vip2 := netip.MustParseAddr("198.18.1.2")
 	p := startPair(t, "nat", false)
@@ -922,7 +923,9 @@ func TestLabHAReloadVIP(t *testing.T) {
 		c.mu.Unlock()
 	}
 
-	// And a reload that removes the VIP's services gives it up at once.
+	// And a reload that removes the VIP's services stops it answering (the
+	// service is gone from the dataplane; that the group also gives the
+	// address up is TestGroupAddrChanges's and setGroupAddrs's part).
 	c2.close()
 	p.reloadSpec(p.b, func(s *appliance.Spec) {
 		s.Services = slices.DeleteFunc(s.Services, func(sv appliance.ServiceSpec) bool { return sv.VIP == vip2 })
