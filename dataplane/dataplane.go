@@ -345,6 +345,14 @@ func (d *Dataplane) onExpired(f *conntrack.Flow[conntrack.Key4]) {
 	// number of workers, so another split of the port range): the port
 	// goes to the pool whose share holds it. Release changes nothing if
 	// that pool never handed the port out.
+	//
+	// Known imprecision: the pool's out bit does not say which flow holds
+	// a port. An imported flow and a local one may share a port toward
+	// different backends; the imported one's expiry then gives the port
+	// back while the local one still uses it. The table never lets two
+	// live flows hold one reply tuple, so on the wire this costs at most a
+	// clash and another try (snatTries); the port's quarantine may be cut
+	// short once.
 	reg := *d.locals.Load()
 	if int(f.Local) >= len(reg) || reg[f.Local].addr != f.Reply.Dst {
 		return
