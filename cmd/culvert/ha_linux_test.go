@@ -379,10 +379,7 @@ func TestLabHAFailover(t *testing.T) {
 
 			// kill -9 the master.
 			killed := time.Now()
-			p.run.daemon.Process.Signal(syscall.SIGKILL)
-			p.run.daemon.Wait()
-			p.run.stopped = true
-			p.waitState(p.b, vrrp.Master, 3*time.Second)
+			p.killA()
 			t.Logf("%s: B master %v after kill -9 of A", mode, time.Since(killed).Round(time.Millisecond))
 			time.Sleep(2 * time.Second)
 			t.Logf("%s: after failover: %s", mode, conns.report())
@@ -477,10 +474,7 @@ func TestLabHANoPreempt(t *testing.T) {
 	conns := openConns(t, p.run.lab, 8, period)
 	defer conns.close()
 	time.Sleep(500 * time.Millisecond)
-	p.run.daemon.Process.Signal(syscall.SIGKILL)
-	p.run.daemon.Wait()
-	p.run.stopped = true
-	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	p.killA()
 	p.restartA()
 	p.waitState(p.a, vrrp.Backup, 10*time.Second)
 	p.waitSynced(p.a, 5*time.Second)
@@ -644,10 +638,7 @@ func TestLabHAActiveActive(t *testing.T) {
 	}
 	c1.resetGaps()
 	c2.resetGaps()
-	p.run.daemon.Process.Signal(syscall.SIGKILL)
-	p.run.daemon.Wait()
-	p.run.stopped = true
-	p.waitGroup(p.b, 0, vrrp.Master, 3*time.Second)
+	p.killA()
 	time.Sleep(2 * time.Second)
 	t.Logf("after A died: VIP1 %s; VIP2 %s", c1.report(), c2.report())
 	p.restartA()
@@ -742,10 +733,7 @@ func TestLabHASyncLoss(t *testing.T) {
 	if sb.NacksSent == 0 || sa.Resent == 0 || sb.Late == 0 {
 		t.Fatalf("no sync message was lost and resent: the test tests nothing")
 	}
-	p.run.daemon.Process.Signal(syscall.SIGKILL)
-	p.run.daemon.Wait()
-	p.run.stopped = true
-	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	p.killA()
 	time.Sleep(6 * time.Second) // past the requests' 5 s deadline: a connection B does not know has failed by now
 	t.Logf("after failover: %s", conns.report())
 	conns.mu.Lock()
@@ -811,6 +799,16 @@ func TestLabHAPriorityReload(t *testing.T) {
 	if conns.tcpGap > failoverBudget(period) {
 		t.Errorf("longest gap %v, budget %v", conns.tcpGap, failoverBudget(period))
 	}
+}
+
+// killA kills A's daemon (kill -9) and waits for B to be master of the
+// first group.
+func (p *haPair) killA() {
+	p.t.Helper()
+	p.run.daemon.Process.Signal(syscall.SIGKILL)
+	p.run.daemon.Wait()
+	p.run.stopped = true
+	p.waitState(p.b, vrrp.Master, 3*time.Second)
 }
 
 // reloadSpec edits n's configuration as a Spec, writes it and sends the
@@ -885,13 +883,24 @@ func TestLabHAReloadVIP(t *testing.T) {
 			t.Fatalf("the new VIP does not answer 5 s after the reload: %v\nA log:\n%s", err, p.run.logBuf)
 		}
 	}
+	// Both nodes take the reload (each in its own time).
 	for _, n := range []*haNode{p.a, p.b} {
-		log := p.run.logBuf.String()
-		if n == p.b {
-			log = p.b.log.String()
-		}
-		if !strings.Contains(log, "vrrp group addresses set by reload") || strings.Contains(log, "reload refused") {
-			t.Fatalf("%s did not take the reload:\n%s", n.name, log)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			log := p.run.logBuf.String()
+			if n == p.b {
+				log = p.b.log.String()
+			}
+			if strings.Contains(log, "reload refused") {
+				t.Fatalf("%s refused the reload:\n%s", n.name, log)
+			}
+			if strings.Contains(log, "vrrp group addresses set by reload") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not take the reload in 5 s:\n%s", n.name, log)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	c2 := openConnsTo(t, l, vip2, 8, period)
@@ -903,10 +912,7 @@ func TestLabHAReloadVIP(t *testing.T) {
 
 	c1.resetGaps()
 	c2.resetGaps()
-	p.run.daemon.Process.Signal(syscall.SIGKILL)
-	p.run.daemon.Wait()
-	p.run.stopped = true
-	p.waitState(p.b, vrrp.Master, 3*time.Second)
+	p.killA()
 	time.Sleep(2 * time.Second)
 	t.Logf("after A died: VIP1 %s; VIP2 %s", c1.report(), c2.report())
 	if err := dial2(time.Second); err != nil {
