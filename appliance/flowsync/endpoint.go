@@ -1,6 +1,7 @@
 package flowsync
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -141,27 +142,14 @@ func (c *Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.FlushInterval, DefaultFlushInterval)
-	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	def(&c.BulkRetry, DefaultBulkRetry)
-	def(&c.SendTimeout, DefaultSendTimeout)
-	if c.MaxMessageSize == 0 {
-		c.MaxMessageSize = DefaultMaxMessageSize
-	}
-	if c.BulkRate == 0 {
-		c.BulkRate = DefaultBulkRate
-	}
-	if c.ReadBuffer == 0 {
-		c.ReadBuffer = DefaultReadBuffer
-	}
-	if c.Epoch == 0 {
-		c.Epoch = uint64(time.Now().UnixNano())
-	}
+	c.FlushInterval = cmp.Or(c.FlushInterval, DefaultFlushInterval)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.BulkRetry = cmp.Or(c.BulkRetry, DefaultBulkRetry)
+	c.SendTimeout = cmp.Or(c.SendTimeout, DefaultSendTimeout)
+	c.MaxMessageSize = cmp.Or(c.MaxMessageSize, DefaultMaxMessageSize)
+	c.BulkRate = cmp.Or(c.BulkRate, DefaultBulkRate)
+	c.ReadBuffer = cmp.Or(c.ReadBuffer, DefaultReadBuffer)
+	c.Epoch = cmp.Or(c.Epoch, uint64(time.Now().UnixNano()))
 	c.Key = append([]byte(nil), c.Key...)
 	return c
 }
