@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"cmp"
+
 	"github.com/culvert-lb/culvert/conntrack"
 	"github.com/culvert-lb/culvert/dataplane/sched"
 	"github.com/culvert-lb/culvert/internal/header"
@@ -474,6 +476,15 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 	var port uint16
 	var e *conntrack.Entry[conntrack.Key4]
 	var err error
+	if mode == ModeNAT {
+		f.HasReply = true
+		// A backend without a port keeps the client's destination port:
+		// the service port, or for a ranged service whichever port of
+		// the range the client chose (port-preserving).
+		f.Reply = conntrack.Key4{Src: be.Addr, SrcPort: cmp.Or(be.Port, k.DstPort), Proto: k.Proto}
+	} else {
+		f.OneWay = true
+	}
 	for try := 1; ; try++ {
 		if mode == ModeNAT {
 			var la *localAddr
@@ -481,18 +492,7 @@ func (w *Worker) newFlow(i int, k *conntrack.Key4, now int64) (Verdict, DropReas
 			if !ok {
 				return VerdictDrop, DropPortsExhausted, PassNone
 			}
-			// A backend without a port keeps the client's destination
-			// port: the service port, or for a ranged service whichever
-			// port of the range the client chose (port-preserving).
-			bport := be.Port
-			if bport == 0 {
-				bport = k.DstPort
-			}
-			f.HasReply = true
-			f.Local = la.idx
-			f.Reply = conntrack.Key4{Src: be.Addr, Dst: la.addr, SrcPort: bport, DstPort: port, Proto: k.Proto}
-		} else {
-			f.OneWay = true
+			f.Local, f.Reply.Dst, f.Reply.DstPort = la.idx, la.addr, port
 		}
 		e, err = w.d.ct.Insert(&f, state, conntrack.Time(now))
 		if err != conntrack.ErrReplyExists {
