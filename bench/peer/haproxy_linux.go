@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/culvert-lb/culvert/bench/lab"
+	"github.com/culvert-lb/culvert/internal/syncbuf"
 )
 
 // haproxyStartTimeout bounds how long StartHAProxy waits for the listener.
@@ -43,7 +44,7 @@ type HAProxy struct {
 	dir     string
 	config  string
 	lo      netip.Prefix // added to lo by Start; zero if it was there before
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 
@@ -83,7 +84,7 @@ func StartHAProxy(l *lab.Lab, cfg HAProxyConfig) (*HAProxy, error) {
 	if bin, err = exec.LookPath(bin); err != nil {
 		return nil, fmt.Errorf("haproxy: %w (Debian: apt-get install haproxy)", err)
 	}
-	h := &HAProxy{host: l.Appliance, config: text, out: new(syncBuffer), done: make(chan struct{})}
+	h := &HAProxy{host: l.Appliance, config: text, out: new(syncbuf.Buffer), done: make(chan struct{})}
 	if h.dir, err = os.MkdirTemp("", "culvert-haproxy-"); err != nil {
 		return nil, fmt.Errorf("haproxy: %w", err)
 	}

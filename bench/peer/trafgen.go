@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/culvert-lb/culvert/bench/lab"
+	"github.com/culvert-lb/culvert/internal/syncbuf"
 )
 
 // Defaults of TrafgenConfig: the frame of the tput harness and of
@@ -185,7 +186,7 @@ func RunTrafgen(ctx context.Context, h *lab.Host, cfg TrafgenConfig) (TrafgenRes
 		args = append(args, "--num", strconv.FormatUint(cfg.Count, 10))
 	}
 	cmd := h.Command(bin, args...)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// trafgen's workers are processes of its own that SIGINT to the parent
 	// alone does not stop (a terminal signals the whole group): it runs in

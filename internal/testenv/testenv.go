@@ -7,12 +7,12 @@
 package testenv
 
 import (
-	"bytes"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/culvert-lb/culvert/internal/syncbuf"
 )
 
 // RequireRoot skips t when the process is not root, or fails it when
@@ -44,20 +44,4 @@ func (c *Clock) Set(ns int64) { c.ns.Store(ns) }
 // Buffer is a bytes.Buffer safe for concurrent use: a child process's
 // output or a logger's, written by other goroutines and read by the test.
 // The zero value is an empty buffer.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written so far.
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type Buffer = syncbuf.Buffer
