@@ -308,13 +308,7 @@ func TestRouterElectsAndDispatchesByVRID(t *testing.T) {
 }
 
 func TestRouterCrashFailover(t *testing.T) {
-	link := new(memLink)
-	a := newMemRouter(t, link, addrA, routerConfig(fastGroup(1, 200)))
-	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
-	a.Start()
-	a.rec.waitFor(t, 1, Master, time.Second)
-	b.Start()
-	b.rec.waitFor(t, 1, Backup, time.Second)
+	a, b := startMemPair(t, fastGroup(1, 200))
 	time.Sleep(250 * time.Millisecond)
 	b.rec.drain()
 	killed := time.Now()
@@ -377,11 +371,18 @@ func TestRouterStopBeforeStart(t *testing.T) {
 // and then b (100) on one memory link, a master and b backup.
 func startTrackedPair(t *testing.T, w uint8) (a, b *memRouter) {
 	t.Helper()
-	link := new(memLink)
 	ga := fastGroup(1, 200)
 	ga.Track = []Track{{Name: "svc", Weight: w}}
+	return startMemPair(t, ga)
+}
+
+// startMemPair starts a with group ga on a memory link and waits for it to
+// be master, then b with the same VRID at priority 100, backup.
+func startMemPair(t *testing.T, ga GroupConfig) (a, b *memRouter) {
+	t.Helper()
+	link := new(memLink)
 	a = newMemRouter(t, link, addrA, routerConfig(ga))
-	b = newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
+	b = newMemRouter(t, link, addrB, routerConfig(fastGroup(ga.Node.VRID, 100)))
 	a.Start()
 	a.rec.waitFor(t, 1, Master, time.Second)
 	b.Start()
@@ -576,13 +577,7 @@ func TestRouterGARPCancelled(t *testing.T) {
 // TestRouterHostileChangesNothing feeds a backup, and then a master,
 // advertisements that would take over or resign if they were accepted.
 func TestRouterHostileChangesNothing(t *testing.T) {
-	link := new(memLink)
-	a := newMemRouter(t, link, addrA, routerConfig(fastGroup(1, 200)))
-	b := newMemRouter(t, link, addrB, routerConfig(fastGroup(1, 100)))
-	a.Start()
-	a.rec.waitFor(t, 1, Master, time.Second)
-	b.Start()
-	b.rec.waitFor(t, 1, Backup, time.Second)
+	a, b := startMemPair(t, fastGroup(1, 200))
 	evil := netip.MustParseAddr("198.18.5.66")
 	vips := []netip.Addr{vip5}
 	hostile := [][]byte{
